@@ -1,0 +1,196 @@
+"""The one perturb-and-MAP core every estimator is built on.
+
+:class:`PerturbAndMAP` resolves the solver, validates θ, handles the solver's sense once (a
+``"min"`` solver is called on −θ, so every estimator works in max form), draws the noise,
+lays samples out first (``[S, *batch, *event]``), expands per-instance context over samples,
+and runs a single modern ``torch.autograd.Function``. Estimators only say what the forward
+returns and how the backward turns the downstream gradient into a gradient for θ.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+from difftools.noise import Noise
+from difftools.protocol import PerInstance
+from difftools.registry import resolve_solver
+
+__all__ = ["PerturbAndMAP"]
+
+
+class _PerturbAndMAPFunction(torch.autograd.Function):
+    """Calls the estimator's ``_forward_impl`` / ``_backward_impl``; holds no logic of its own."""
+
+    @staticmethod
+    def forward(theta: Tensor, estimator: PerturbAndMAP, context: dict) -> tuple[Tensor, ...]:
+        out, state = estimator._forward_impl(theta, context)
+        return (out, *state)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
+        theta, estimator, context = inputs
+        ctx.estimator, ctx.context = estimator, context
+        ctx.mark_non_differentiable(*output[1:])
+        ctx.save_for_backward(theta, *output)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_out: Tensor, *_state_grads: Any) -> tuple[Tensor | None, None, None]:
+        if not ctx.needs_input_grad[0]:
+            return None, None, None
+        theta, out, *state = ctx.saved_tensors
+        grad = ctx.estimator._backward_impl(theta, out, tuple(state), grad_out, ctx.context)
+        return grad, None, None
+
+
+class PerturbAndMAP(nn.Module):
+    """Base of all estimators: a solver, optional noise and samples, and one autograd Function.
+
+    Subclasses implement ``_forward_impl(theta, context) -> (out, state)`` and
+    ``_backward_impl(theta, out, state, grad_out, context) -> grad_theta`` in max form; θ here is
+    already the max-form parameter. Helpers :meth:`_sample_noise` and :meth:`_map` do the rest.
+    """
+
+    def __init__(
+        self,
+        solver: Any,
+        *,
+        samples: int | None = None,
+        noise: Noise | None = None,
+        noise_temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        check_finite: bool = True,
+    ):
+        super().__init__()
+        name = type(self).__name__
+        self.solver = resolve_solver(solver, name)
+        if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
+            raise ValueError(f"{name}: samples must be None or a positive int, got {samples!r}")
+        if noise is not None and not isinstance(noise, Noise):
+            raise TypeError(f"{name}: noise must be a difftools.noise.Noise or None, got {noise!r}")
+        if not (isinstance(noise_temperature, (int, float)) and math.isfinite(noise_temperature)) or (
+            noise_temperature < 0
+        ):
+            raise ValueError(f"{name}: noise_temperature must be a finite number >= 0, got {noise_temperature!r}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"{name}: generator must be a torch.Generator, got {type(generator).__name__}")
+        self.samples = samples
+        self.noise = noise
+        self.noise_temperature = float(noise_temperature)
+        self.generator = generator
+        self.check_finite = check_finite
+
+    # ----------------------------------------------------------------------------- user API
+    def forward(self, theta: Tensor, **context: Any) -> Tensor:
+        """Perturb-and-MAP on θ ``[*batch, *event]``; context kwargs reach every solver call.
+
+        Returns ``[*batch, *event]`` with ``samples=None`` and ``[S, *batch, *event]`` otherwise.
+        """
+        self._validate(theta)
+        theta_max = -theta if self.solver.sense == "min" else theta
+        out = _PerturbAndMAPFunction.apply(theta_max, self, context)[0]
+        return out if self.samples is not None or not self._returns_samples else out.squeeze(0)
+
+    # Whether the forward output has a leading sample dimension (False: a mean, as in Perturbed).
+    _returns_samples = True
+
+    @property
+    def event_dim(self) -> int:
+        return self.solver.event_dim
+
+    @property
+    def sense(self) -> str:
+        return self.solver.sense
+
+    def extra_repr(self) -> str:
+        parts = [f"solver={_solver_repr(self.solver)}", f"samples={self.samples}"]
+        if self.noise is not None:
+            parts += [f"noise={self.noise!r}", f"noise_temperature={self.noise_temperature:g}"]
+        return ", ".join(parts + self._extra_repr_parts())
+
+    def _extra_repr_parts(self) -> list[str]:
+        return []
+
+    # ----------------------------------------------------------------------------- helpers
+    def _validate(self, theta: Tensor) -> None:
+        name = type(self).__name__
+        if not isinstance(theta, Tensor):
+            raise TypeError(f"{name}: θ must be a torch.Tensor, got {type(theta).__name__}")
+        if not theta.dtype.is_floating_point:
+            raise TypeError(f"{name}: θ must have a floating-point dtype, got {theta.dtype}")
+        if theta.dim() < self.solver.event_dim:
+            raise ValueError(
+                f"{name}: θ has shape {tuple(theta.shape)} but the solver needs at least "
+                f"event_dim={self.solver.event_dim} trailing dims for one instance"
+            )
+        # On CUDA this check synchronises with the host; check_finite=False removes it.
+        if self.check_finite and not bool(torch.isfinite(theta).all()):
+            raise ValueError(f"{name}: θ contains NaN or Inf; check the upstream model (or its inputs)")
+
+    def _num_samples(self) -> int:
+        return 1 if self.samples is None else self.samples
+
+    def _sample_noise(self, theta: Tensor, samples: int) -> Tensor:
+        """Noise ``[samples, *theta.shape]`` on θ's device and dtype (zeros when noise is None)."""
+        shape = (samples, *theta.shape)
+        if self.noise is None:
+            return theta.new_zeros(shape)
+        gen = self.generator
+        if gen is not None and gen.device.type != theta.device.type:
+            raise ValueError(
+                f"{type(self).__name__}: generator is on {gen.device} but θ is on {theta.device}; "
+                "create the generator with torch.Generator(device=θ.device)"
+            )
+        return self.noise.sample(shape, generator=gen, device=theta.device, dtype=theta.dtype)
+
+    def _map(self, theta: Tensor, context: dict, samples: int) -> Tensor:
+        """MAP(θ) in max form for θ ``[samples * k, *batch, *event]`` (sense handled here, once).
+
+        Per-instance context given for ``[*batch]`` is laid out for the leading sample dim.
+        """
+        ctx = {k: v.expand_samples(samples) if isinstance(v, PerInstance) else v for k, v in context.items()}
+        if self.solver.sense == "min":
+            return self.solver(-theta, **ctx)
+        return self.solver(theta, **ctx)
+
+    def _check_grad(self, grad_out: Tensor) -> None:
+        if self.check_finite and not bool(torch.isfinite(grad_out).all()):
+            raise ValueError(
+                f"{type(self).__name__}: the downstream gradient contains NaN or Inf; "
+                "check the loss computed from this layer's output"
+            )
+
+    # ----------------------------------------------------------------------------- subclass API
+    def _forward_impl(self, theta: Tensor, context: dict) -> tuple[Tensor, tuple[Tensor, ...]]:
+        raise NotImplementedError
+
+    def _backward_impl(
+        self, theta: Tensor, out: Tensor, state: tuple[Tensor, ...], grad_out: Tensor, context: dict
+    ) -> Tensor:
+        raise NotImplementedError
+
+
+def _solver_repr(solver: Any) -> str:
+    r = repr(solver)
+    return r if len(r) <= 80 else r[:77] + "..."
+
+
+def event_norm(x: Tensor, event_dim: int) -> Tensor:
+    """L2 norm over the trailing ``event_dim`` dims (keeping them as size-1 dims)."""
+    if event_dim == 0:
+        return x.abs()
+    dims = tuple(range(x.dim() - event_dim, x.dim()))
+    return torch.linalg.vector_norm(x, dim=dims, keepdim=True)
+
+
+def count_nonzero_per_instance(x: Tensor, event_dim: int) -> Tensor:
+    """Number of non-zero entries of each instance (the L0 norm of Eq. 9)."""
+    if event_dim == 0:
+        return (x != 0).to(x.dtype)
+    dims = tuple(range(x.dim() - event_dim, x.dim()))
+    return (x != 0).sum(dim=dims).to(x.dtype)

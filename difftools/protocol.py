@@ -1,0 +1,367 @@
+"""The solver protocol: ``BlackBoxSolver``, the ``solver`` adapter and per-instance context.
+
+A MAP oracle maps parameters θ of shape ``[*batch, *event]`` to a discrete solution z of the same
+shape. Users write the granularity that is natural to them -- one numpy instance (OR-Tools,
+networkx, scipy) or a whole torch batch (GPU top-k) -- and :func:`solver` adapts it: it flattens
+batch dimensions, converts between numpy and torch, follows θ's device and dtype, maps over
+instances (optionally on a ``concurrent.futures.Executor``) and validates what comes back.
+Sense handling (``"min"`` solvers) lives in the estimators' core, not here.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from difftools.errors import SolverError
+
+__all__ = ["BlackBoxSolver", "FunctionSolver", "PerInstance", "solver", "check_solver_output"]
+
+Sense = Literal["max", "min"]
+
+
+@runtime_checkable
+class BlackBoxSolver(Protocol):
+    """A MAP oracle: ``z = solver(theta, **context)``.
+
+    ``sense="max"`` means ``z = argmax_{z in C} <z, theta>``; ``"min"`` means argmin (θ are costs).
+    ``event_dim`` trailing dimensions of θ form one instance. Output: same shape, device and
+    dtype as θ, entries in the solver's discrete set.
+    """
+
+    sense: Sense
+    event_dim: int
+
+    def __call__(self, theta: Tensor, /, **context: Any) -> Tensor: ...
+
+
+class PerInstance:
+    """Marks a context value that differs per instance of the batch.
+
+    ``value`` is a tensor or array whose leading dimensions equal θ's batch shape, or a sequence
+    with one entry per instance (for a single batch dimension). Shared context (a graph, a
+    constraint matrix) is passed bare. The estimators expand per-instance context over their
+    samples, so sample ``s`` of instance ``b`` sees ``value[b]``::
+
+        layer(theta, capacity=PerInstance(capacities))   # capacities: [batch]
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        if isinstance(value, PerInstance):
+            value = value.value
+        if not isinstance(value, (Tensor, np.ndarray, Sequence)) or isinstance(value, (str, bytes)):
+            raise TypeError(
+                "PerInstance: value must be a tensor, an array or a sequence with one entry per "
+                f"instance, got {type(value).__name__}"
+            )
+        self.value = value
+
+    def batch_length(self) -> int:
+        return len(self.value)
+
+    def expand_samples(self, samples: int) -> PerInstance:
+        """The same context laid out for ``[samples, *batch]`` (sample dimension first)."""
+        v = self.value
+        if isinstance(v, Tensor):
+            return PerInstance(v.unsqueeze(0).expand(samples, *v.shape))
+        if isinstance(v, np.ndarray):
+            return PerInstance(np.broadcast_to(v, (samples, *v.shape)))
+        return PerInstance(_Repeated(v, samples))
+
+    def flatten(self, batch_shape: torch.Size, name: str, solver_name: str) -> Any:
+        """The value with its batch dimensions flattened to one, checked against θ's batch."""
+        v = self.value
+        n = math.prod(batch_shape)
+        if isinstance(v, (Tensor, np.ndarray)):
+            lead = tuple(v.shape[: len(batch_shape)])
+            if lead != tuple(batch_shape):
+                raise ValueError(
+                    f"{solver_name}: per-instance context {name!r} has leading shape "
+                    f"{tuple(v.shape)}, expected it to start with θ's batch shape {tuple(batch_shape)}"
+                )
+            return v.reshape(n, *v.shape[len(batch_shape) :])
+        if len(v) != n:
+            raise ValueError(
+                f"{solver_name}: per-instance context {name!r} has {len(v)} entries, expected one "
+                f"per instance of θ's batch {tuple(batch_shape)} ({n} in all)"
+            )
+        return v
+
+    def __repr__(self) -> str:
+        v = self.value
+        desc = f"shape={tuple(v.shape)}" if hasattr(v, "shape") else f"len={len(v)}"
+        return f"PerInstance({type(v).__name__}, {desc})"
+
+
+class _Repeated(Sequence):
+    """A sequence repeated ``times`` times without copying (sample-major layout)."""
+
+    def __init__(self, base: Sequence, times: int):
+        if isinstance(base, _Repeated):
+            base, times = base.base, times * base.times
+        self.base, self.times = base, times
+
+    def __len__(self) -> int:
+        return len(self.base) * self.times
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        return self.base[i % len(self.base)]
+
+
+_NON_NUMERIC = {getattr(torch, n) for n in ("quint8", "qint8", "qint32") if hasattr(torch, n)}
+
+
+def check_solver_output(z: Any, theta: Tensor, name: str, index: int | None = None) -> Tensor:
+    """Validate a solver's output against θ and return it as a tensor in θ's dtype and device."""
+    if isinstance(z, np.ndarray) or np.isscalar(z) or isinstance(z, (list, tuple)):
+        try:
+            z = torch.as_tensor(np.asarray(z))
+        except (TypeError, ValueError) as e:
+            raise SolverError(f"returned a value that is not numeric ({e})", solver=name, index=index) from e
+        on_host = True
+    elif isinstance(z, Tensor):
+        on_host = z.device.type == "cpu"
+        if z.device != theta.device:
+            if not on_host or theta.device.type == "cpu":
+                raise SolverError(
+                    f"returned a tensor on {z.device}, expected θ's device {theta.device}",
+                    solver=name,
+                    index=index,
+                )
+    else:
+        raise SolverError(
+            f"returned {type(z).__name__}, expected a tensor or array shaped like θ", solver=name, index=index
+        )
+    if z.shape != theta.shape:
+        raise SolverError(
+            f"returned shape {tuple(z.shape)}, expected θ's shape {tuple(theta.shape)}",
+            solver=name,
+            index=index,
+        )
+    if z.dtype.is_complex or z.dtype in _NON_NUMERIC:
+        raise SolverError(f"returned dtype {z.dtype}, expected a real dtype", solver=name, index=index)
+    if on_host and z.dtype.is_floating_point and not bool(torch.isfinite(z).all()):
+        raise SolverError("returned non-finite values (NaN or Inf)", solver=name, index=index)
+    return z.to(device=theta.device, dtype=theta.dtype)
+
+
+def _solve_chunk(fn: Callable, start: int, thetas: list, contexts: list[dict]) -> list:
+    """Worker body: solve consecutive instances; failures come back as (index, exception)."""
+    out = []
+    for offset, (theta, ctx) in enumerate(zip(thetas, contexts)):
+        try:
+            out.append(fn(theta, **ctx))
+        except Exception as e:
+            return out + [_Failure(start + offset, e)]
+    return out
+
+
+class _Failure:
+    __slots__ = ("index", "error")
+
+    def __init__(self, index: int, error: BaseException):
+        self.index, self.error = index, error
+
+
+class FunctionSolver:
+    """A plain function adapted to the :class:`BlackBoxSolver` protocol (see :func:`solver`)."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        sense: Sense = "max",
+        event_dim: int = 1,
+        batched: bool = False,
+        backend: Literal["numpy", "torch"] = "numpy",
+        executor: concurrent.futures.Executor | None = None,
+        chunksize: int | None = None,
+        name: str | None = None,
+    ):
+        if not callable(fn):
+            raise TypeError(f"solver: expected a callable, got {type(fn).__name__}")
+        if sense not in ("max", "min"):
+            raise ValueError(f"solver: sense must be 'max' or 'min', got {sense!r}")
+        if not isinstance(event_dim, int) or event_dim < 0:
+            raise ValueError(f"solver: event_dim must be a non-negative int, got {event_dim!r}")
+        if backend not in ("numpy", "torch"):
+            raise ValueError(f"solver: backend must be 'numpy' or 'torch', got {backend!r}")
+        if executor is not None and batched:
+            raise ValueError("solver: an executor maps over instances, so it needs batched=False")
+        if chunksize is not None and chunksize < 1:
+            raise ValueError(f"solver: chunksize must be >= 1, got {chunksize!r}")
+        self.fn = fn
+        self.sense: Sense = sense
+        self.event_dim = event_dim
+        self.batched = batched
+        self.backend = backend
+        self.executor = executor
+        self.chunksize = chunksize
+        self.name = name or getattr(fn, "__name__", type(fn).__name__)
+
+    def __repr__(self) -> str:
+        parts = [
+            f"name={self.name!r}",
+            f"sense={self.sense!r}",
+            f"event_dim={self.event_dim}",
+            f"batched={self.batched}",
+            f"backend={self.backend!r}",
+        ]
+        if self.executor is not None:
+            parts.append(f"executor={type(self.executor).__name__}")
+        return f"FunctionSolver({', '.join(parts)})"
+
+    def __call__(self, theta: Tensor, /, **context: Any) -> Tensor:
+        if not isinstance(theta, Tensor):
+            raise TypeError(f"{self.name}: θ must be a torch.Tensor, got {type(theta).__name__}")
+        if theta.dim() < self.event_dim:
+            raise ValueError(
+                f"{self.name}: θ has {theta.dim()} dims {tuple(theta.shape)}, but one instance has "
+                f"event_dim={self.event_dim} trailing dims"
+            )
+        split = theta.dim() - self.event_dim
+        batch_shape, event_shape = theta.shape[:split], theta.shape[split:]
+        n = math.prod(batch_shape)
+        flat = theta.detach().reshape(n, *event_shape)
+        shared = {k: v for k, v in context.items() if not isinstance(v, PerInstance)}
+        per_instance = {
+            k: v.flatten(batch_shape, k, self.name) for k, v in context.items() if isinstance(v, PerInstance)
+        }
+        if self.batched:
+            z = self._call_batched(flat, shared, per_instance)
+        else:
+            z = self._call_each(flat, n, shared, per_instance)
+        return z.reshape(theta.shape)
+
+    def _to_backend(self, x: Any) -> Any:
+        if self.backend == "numpy" and isinstance(x, Tensor):
+            return x.detach().cpu().numpy()
+        return x
+
+    def _call_batched(self, flat: Tensor, shared: dict, per_instance: dict) -> Tensor:
+        ctx = {**shared, **{k: self._to_backend(v) for k, v in per_instance.items()}}
+        try:
+            z = self.fn(self._to_backend(flat), **ctx)
+        except SolverError:
+            raise
+        except Exception as e:
+            raise SolverError(f"raised {type(e).__name__}: {e}", solver=self.name) from e
+        return check_solver_output(z, flat, self.name)
+
+    def _call_each(self, flat: Tensor, n: int, shared: dict, per_instance: dict) -> Tensor:
+        thetas = list(self._to_backend(flat)) if n else []
+        contexts = [
+            {**shared, **{k: self._to_backend(v[i]) for k, v in per_instance.items()}} for i in range(n)
+        ]
+        if self.executor is None:
+            results = _solve_chunk(self.fn, 0, thetas, contexts)
+        else:
+            results = self._map_on_executor(thetas, contexts)
+        outs = []
+        for i, r in enumerate(results):
+            if isinstance(r, _Failure):
+                if isinstance(r.error, SolverError):
+                    raise SolverError(str(r.error), index=r.index) from r.error
+                raise SolverError(
+                    f"raised {type(r.error).__name__}: {r.error}", solver=self.name, index=r.index
+                ) from r.error
+            outs.append(check_solver_output(r, flat[i], self.name, i))
+        if not outs:
+            return torch.empty_like(flat)
+        return torch.stack(outs)
+
+    def _map_on_executor(self, thetas: list, contexts: list[dict]) -> list:
+        n = len(thetas)
+        workers = getattr(self.executor, "_max_workers", None) or 4
+        # A few chunks per worker balances load while amortising the per-task overhead.
+        size = self.chunksize or max(1, math.ceil(n / (4 * workers)))
+        futures = [
+            self.executor.submit(_solve_chunk, self.fn, s, thetas[s : s + size], contexts[s : s + size])
+            for s in range(0, n, size)
+        ]
+        results: list = []
+        for start, fut in zip(range(0, n, size), futures):
+            try:
+                chunk = fut.result()
+            except Exception as e:  # a crashed worker process, a lost cluster worker, a pickling error
+                for f in futures:
+                    f.cancel()
+                raise SolverError(
+                    f"executor task for instances {start}..{min(start + size, n) - 1} failed: "
+                    f"{type(e).__name__}: {e}",
+                    solver=self.name,
+                    index=start,
+                ) from e
+            results.extend(chunk)
+            if chunk and isinstance(chunk[-1], _Failure):
+                for f in futures:
+                    f.cancel()
+                break
+        return results
+
+
+def solver(
+    fn: Callable[..., Any] | None = None,
+    *,
+    sense: Sense = "max",
+    event_dim: int = 1,
+    batched: bool = False,
+    backend: Literal["numpy", "torch"] = "numpy",
+    executor: concurrent.futures.Executor | None = None,
+    chunksize: int | None = None,
+    name: str | None = None,
+) -> Any:
+    """Turn a plain function into a :class:`BlackBoxSolver` (usable bare or as a decorator).
+
+    Args:
+        fn: ``fn(theta, **context) -> z``. With ``batched=False`` it receives one instance
+            (shape ``event``), else the flattened batch ``[N, *event]``.
+        sense: ``"max"`` if ``fn`` maximises ``<z, theta>``, ``"min"`` if it minimises costs.
+        event_dim: how many trailing dims of θ form one instance.
+        batched: whether ``fn`` handles a whole batch at once.
+        backend: ``"numpy"`` (θ arrives as a CPU numpy array) or ``"torch"`` (a tensor on θ's device).
+        executor: a ``concurrent.futures.Executor`` (threads, processes, dask) that solves
+            instances in parallel; requires ``batched=False``. Process pools need ``fn`` picklable.
+        chunksize: instances per executor task (default: about four tasks per worker).
+        name: shown in errors and ``repr`` (default: the function's name).
+
+    Context keyword arguments are forwarded on every call; wrap per-instance values in
+    :class:`PerInstance`, whose entry ``i`` then reaches instance ``i``.
+    """
+    options = dict(
+        sense=sense,
+        event_dim=event_dim,
+        batched=batched,
+        backend=backend,
+        executor=executor,
+        chunksize=chunksize,
+        name=name,
+    )
+    if fn is None:
+        return lambda f: FunctionSolver(f, **options)
+    return FunctionSolver(fn, **options)
+
+
+
+def is_solver(obj: Any) -> bool:
+    """Whether ``obj`` satisfies the :class:`BlackBoxSolver` protocol (is not a factory)."""
+    return (
+        callable(obj)
+        and not isinstance(obj, type)
+        and getattr(obj, "sense", None) in ("max", "min")
+        and isinstance(getattr(obj, "event_dim", None), int)
+    )
+
+
