@@ -93,6 +93,10 @@ class PerturbAndMAP(nn.Module):
         Returns ``[*batch, *event]`` with ``samples=None`` and ``[S, *batch, *event]`` otherwise.
         """
         self._validate(theta)
+        batch_shape = theta.shape[: theta.dim() - self.solver.event_dim]
+        for key, value in context.items():
+            if isinstance(value, PerInstance):
+                value.check_batch(batch_shape, key, type(self).__name__)
         out = _PerturbAndMAPFunction.apply(max_form(theta, self.solver.sense), self, context)[0]
         return out if self.samples is not None or not self._returns_samples else out.squeeze(0)
 
@@ -153,7 +157,15 @@ class PerturbAndMAP(nn.Module):
 
         Per-instance context given for ``[*batch]`` is laid out for the leading sample dim.
         """
-        ctx = {k: v.expand_samples(samples) if isinstance(v, PerInstance) else v for k, v in context.items()}
+        # Solvers built with difftools.solver split PerInstance values per instance themselves;
+        # any other solver receives the bare value, whose leading dims then match θ's batch dims.
+        keep_marker = getattr(self.solver, "accepts_per_instance", False)
+        ctx = {}
+        for key, value in context.items():
+            if isinstance(value, PerInstance):
+                value = value.expand_samples(samples)
+                value = value if keep_marker else value.value
+            ctx[key] = value
         # max_form is its own inverse: it turns the max-form parameter back into the solver's own.
         return self.solver(max_form(theta, self.solver.sense), **ctx)
 

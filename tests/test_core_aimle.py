@@ -118,8 +118,7 @@ def test_context_reaches_solver_in_forward_and_backward(central, samples):
     torch.testing.assert_close(z, expected)
     (z * torch.randn_like(z)).sum().backward()
     s = 1 if samples is None else samples
-    lead = () if samples is None else (s,)
-    fwd = (*lead, 4, 4)
+    fwd = (s, 4, 4)  # the core always lays samples first (S = 1 without samples)
     bwd = (2 * s, 4, 4) if central else fwd
     assert rec.calls == [(fwd, fwd, 7), (bwd, bwd, 7)]
 

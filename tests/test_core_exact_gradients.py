@@ -30,7 +30,7 @@ def test_aimle_matches_enumerated_gradient(k, central):
         g = torch.Generator().manual_seed(seed)
         theta = torch.randn(n, generator=g, dtype=torch.float64)
         b = torch.randn(n, generator=g, dtype=torch.float64)
-        _, exact = exact_value_and_grad(theta, states, lambda z: ((z - b) ** 2).sum(-1))
+        _, exact = exact_value_and_grad(theta, states, lambda z, b=b: ((z - b) ** 2).sum(-1))
         layer = dt.AIMLE(solver, samples=50, central=central, generator=torch.Generator().manual_seed(seed))
         _estimate(layer, theta, b, steps=250)  # warm-up: α climbs from 0 at η per step
         assert layer.alpha > 0
