@@ -103,5 +103,9 @@ def test_tiny_cli_run(tmp_path):
     assert {r["method"] for r in rows} == {"AIMLE (central, S=1)", "Gumbel-softmax"}
     assert all(math.isfinite(r["test_loss"]) for r in rows)
     assert all(paths[f].stat().st_size > 0 for f in ("fig5", "fig6", "fig7", "fig8"))
+    replot = main(["plot", "--csv", str(paths["csv"]), "--out", str(tmp_path / "again")])
+    assert set(replot) == {"fig5", "fig6", "fig7", "fig8"}  # re-plotting writes no CSV
+    with pytest.raises(SystemExit, match="plot needs --csv"):
+        main(["plot"])
     with pytest.raises(SystemExit, match="--epochs must be >= 1"):
         main(["run", "--epochs", "0"])

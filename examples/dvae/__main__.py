@@ -11,29 +11,36 @@ import matplotlib.pyplot as plt
 import torch
 from tqdm import tqdm
 
-from examples.common import Row, band_plot, save_figure, summarise, write_csv
+from examples.common import Row, band_plot, read_csv, save_figure, summarise, write_csv
 from examples.dvae.data import load_dataset
 from examples.dvae.model import methods, train
 
-# Each paper figure: (title, which methods it shows).
+
+def _aimle_s1(name: str) -> bool:
+    return name.startswith("AIMLE") and "S=1)" in name or name == "AIMLE (central, S=1, fast)"
+
+
+# Each paper figure: (title, which method names it shows).
 FIGURES = {
-    "fig5": ("AIMLE vs IMLE", lambda m: (m.kind == "aimle" and m.samples == 1) or m.kind == "imle"),
-    "fig6": ("AIMLE vs Gumbel-softmax", lambda m: (m.kind == "aimle" and m.samples == 1) or m.kind == "gumbel-softmax"),
-    "fig7": ("AIMLE vs STE", lambda m: (m.kind == "aimle" and m.samples == 1) or m.kind == "ste"),
-    "fig8": ("AIMLE with S samples", lambda m: m.kind == "aimle" and m.controller == "paper"),
+    "fig5": ("AIMLE vs IMLE", lambda name: _aimle_s1(name) or name.startswith("IMLE")),
+    "fig6": ("AIMLE vs Gumbel-softmax", lambda name: _aimle_s1(name) or name == "Gumbel-softmax"),
+    "fig7": ("AIMLE vs STE", lambda name: _aimle_s1(name) or name == "STE"),
+    "fig8": ("AIMLE with S samples", lambda name: name.startswith("AIMLE") and "fast" not in name),
 }
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m examples.dvae", description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("command", choices=["run"])
+    p.add_argument("command", choices=["run", "plot"], help="run: train and plot; plot: re-plot from --csv files")
+    p.add_argument("--csv", type=Path, nargs="+", default=[], help="(plot) dvae.csv files of earlier runs")
     p.add_argument("--dataset", choices=["digits", "mnist"], default="digits")
     p.add_argument("--data-dir", type=Path, default=None, help="folder with MNIST IDX files (--dataset mnist)")
     p.add_argument("--image-size", type=int, default=28, help="side the 8x8 digits are resized to (8: unchanged)")
     p.add_argument("--k", type=int, nargs="+", default=[1, 10], help="subset sizes K")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed, first-seed + 1, ...")
     p.add_argument("--samples", type=int, nargs="+", default=[1, 5, 10], help="AIMLE sample counts S")
     p.add_argument("--lambdas", type=float, nargs="+", default=[1.0, 10.0, 100.0], help="IMLE λ grid")
     p.add_argument("--k-noise", choices=["sog", "gumbel"], default="sog",
@@ -55,6 +62,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
     for name in ("epochs", "seeds"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.command == "plot":
+        if not args.csv:
+            raise SystemExit("plot needs --csv with the dvae.csv files of earlier runs")
+        return report([r for path in args.csv for r in read_csv(path)], args.out, write=False)
     train_x, val_x, test_x = load_dataset(args.dataset, args.data_dir, image_size=args.image_size)
     if args.limit is not None:
         train_x = train_x[: args.limit]
@@ -64,14 +75,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
     rows: list[Row] = []
     with tqdm(total=len(plan) * args.seeds * args.epochs, desc="dvae", unit="epoch") as bar:
         for k, method in plan:
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 rows += train(method, k, data, epochs=args.epochs, seed=seed, k_noise=args.k_noise, progress=bar)
-    written = {"csv": write_csv(rows, args.out / "dvae.csv")}
+    return report(rows, args.out)
+
+
+def report(rows: Sequence[Row], out: Path, write: bool = True) -> dict[str, Path]:
+    """Write the CSV (unless re-plotting), one PNG per paper figure, and print the summary table."""
+    written = {"csv": write_csv(rows, out / "dvae.csv")} if write else {}
     for fig, (title, keep) in FIGURES.items():
-        shown = {m.name for _, m in plan if keep(m)}
-        sub = [r for r in rows if r["method"] in shown]
+        sub = [r for r in rows if keep(r["method"])]
         if sub:
-            written[fig] = plot(sub, args.out / f"{fig}.png", title)
+            written[fig] = plot(sub, out / f"{fig}.png", title)
     print(summary(rows))
     for kind, path in written.items():
         print(f"wrote {kind}: {path}")

@@ -28,11 +28,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="S for fig1/fig4 (default 1000) or the controller (default 100 1000)")
     p.add_argument("--reference-samples", type=int, default=100_000, help="S of STE and SFE in fig1")
     p.add_argument("--lambdas", type=float, nargs="+", default=None,
-                   help="IMLE λ grid (fig1: 1e-3..10 log-spaced; fig3: 0.1 1 10; fig4: 0.25..5)")
+                   help="IMLE λ grid (fig1: 1e-3..10 log-spaced; fig3: 0.1 1 10; fig4: 0.05..5)")
     p.add_argument("--warmup", type=int, default=100, help="AIMLE backward passes before measuring")
     p.add_argument("--warmup-samples", type=int, default=1000,
                    help="S used for AIMLE's warm-up when the measured S is larger (fig3)")
-    p.add_argument("--controller", choices=["paper", "fast"], default="paper", help="AIMLE's λ controller")
+    p.add_argument("--controller", choices=["paper", "fast"], default="paper",
+                   help="AIMLE's λ controller in fig3 (fig4 shows both)")
     p.add_argument("--steps", type=int, nargs="+", default=[0, 10, 20, 50, 100, 200, 500, 1000],
                    help="warm-up checkpoints of the controller comparison")
     p.add_argument("--reps", type=int, default=4, help="gradients measured per checkpoint (controller)")
@@ -79,13 +80,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
             lambdas = args.lambdas or [10.0 ** (k / 4) for k in range(-12, 5)]
             ref_samples = min(args.reference_samples, cap)
             rows = experiments.lambda_sweep_rows(n, samples, args.seeds, lambdas, "fig1")
-            rows += experiments.reference_rows(n, ref_samples, args.seeds, "fig1", aimle=False)
+            rows += experiments.reference_rows(n, ref_samples, args.seeds, "fig1")
             written["png"] = plots.plot_fig1(rows, out / "fig1.png", samples, ref_samples)
         else:
-            lambdas = args.lambdas or [0.25 * k for k in range(1, 21)]
+            # Linear as in the paper's Fig. 4, finer below 1 where IMLE peaks on this task.
+            lambdas = args.lambdas or [0.05 * k for k in range(1, 20)] + [0.25 * k for k in range(4, 21)]
             rows = experiments.lambda_sweep_rows(n, samples, args.seeds, lambdas, "fig4")
-            rows += experiments.reference_rows(n, samples, args.seeds, "fig4", aimle=True, warmup=args.warmup,
-                                               warmup_samples=args.warmup_samples, controller=args.controller)
+            rows += experiments.reference_rows(n, samples, args.seeds, "fig4", controllers=("paper", "fast"),
+                                               warmup=args.warmup, warmup_samples=args.warmup_samples)
             written["png"] = plots.plot_fig4(rows, out / "fig4.png", samples)
         written["csv"] = write_csv(rows, out / f"{args.command}.csv")
         sweep = [r for r in rows if r["method"].startswith("IMLE")]

@@ -94,7 +94,7 @@ def _aimle_rows(
     rows = []
     for seed in range(seeds):
         for central in (False, True):
-            method = f"AIMLE ({'central' if central else 'forward'})"
+            method = f"AIMLE ({'central' if central else 'forward'}{', fast' if controller == 'fast' else ''})"
             warmed: dict[int, AIMLE] = {}
             for samples in samples_grid:
                 ws = min(samples, warmup_samples)
@@ -153,14 +153,14 @@ def lambda_sweep_rows(n: int, samples: int, seeds: int, lambdas: Sequence[float]
 
 
 def reference_rows(
-    n: int, samples: int, seeds: int, figure: str, *, aimle: bool, warmup: int = 0, warmup_samples: int = 1000,
-    controller: str = "paper",
+    n: int, samples: int, seeds: int, figure: str, *, controllers: Sequence[str] = (), warmup: int = 0,
+    warmup_samples: int = 1000,
 ) -> list[Row]:
-    """STE, SFE (and optionally warmed-up AIMLE) at one S: the horizontal lines of Fig. 1 and 4."""
+    """STE, SFE and warmed-up AIMLE with each of ``controllers`` at one S: the lines of Fig. 1 and 4."""
     rows: list[Row] = []
     for method in ("STE", "SFE"):
         rows += _stateless_rows(n, seeds, method, samples, None, {"figure": figure})
-    if aimle:
+    for controller in controllers:
         rows += _aimle_rows(n, seeds, [samples], warmup=warmup, warmup_samples=warmup_samples,
                             controller=controller, progress=None, extra={"figure": figure})
     return rows

@@ -13,7 +13,8 @@ __all__ = ["plot_fig1", "plot_fig3", "plot_fig4", "plot_controller", "series_lab
 
 
 # Reference lines get fixed colours, away from the first colours the swept curves use.
-_REFERENCE_COLOURS = {"STE": "C3", "SFE": "C4", "AIMLE (forward)": "C5", "AIMLE (central)": "C6"}
+_REFERENCE_COLOURS = {"STE": "C3", "SFE": "C4", "AIMLE (forward)": "C5", "AIMLE (central)": "C6",
+                      "AIMLE (forward, fast)": "C8", "AIMLE (central, fast)": "C9"}
 
 
 def _hline(ax, rows: Sequence[Row], method: str, value: str, label: str) -> None:
@@ -22,7 +23,7 @@ def _hline(ax, rows: Sequence[Row], method: str, value: str, label: str) -> None
         return
     mean, se, _ = stats[(method,)]
     colour = _REFERENCE_COLOURS[method]
-    ax.axhline(mean, linestyle="--", color=colour, label=label)
+    ax.axhline(mean, linestyle="-." if "fast" in method else "--", color=colour, label=label)
     ax.axhspan(mean - se, mean + se, color=colour, alpha=0.15)
 
 
@@ -49,8 +50,12 @@ def plot_fig1(rows: Sequence[Row], path: Path, samples: int, reference_samples: 
 def plot_fig3(rows: Sequence[Row], path: Path) -> Path:
     """Cosine similarity against S, one panel per n."""
     ns = sorted({r["n"] for r in rows})
-    fig, axes = plt.subplots(1, len(ns), figsize=(5.5 * len(ns), 4.5), squeeze=False)
-    for ax, n in zip(axes[0], ns):
+    cols = min(2, len(ns))
+    nrows = -(-len(ns) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(6.5 * cols, 4.8 * nrows), squeeze=False)
+    for ax in axes.flat[len(ns):]:
+        ax.set_visible(False)
+    for ax, n in zip(axes.flat, ns):
         sub = [dict(r, series=series_label(r)) for r in rows if r["n"] == n]
         band_plot(ax, sub, x="samples", y="cosine", series="series", style=_fig3_style)
         ax.set_xscale("log")
@@ -58,7 +63,7 @@ def plot_fig3(rows: Sequence[Row], path: Path) -> Path:
         ax.set_ylabel("cosine similarity to the true gradient")
         ax.set_title(f"n = {n}")
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="lower right")
+    axes.flat[len(ns) - 1].legend(fontsize=7, loc="lower right")
     return save_figure(fig, path)
 
 
@@ -68,7 +73,7 @@ def plot_fig4(rows: Sequence[Row], path: Path, samples: int) -> Path:
     ref = [r for r in rows if not r["method"].startswith("IMLE")]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     band_plot(ax, sweep, x="lam", y="cosine", series="method")
-    for method in ("AIMLE (forward)", "AIMLE (central)", "STE", "SFE"):
+    for method in _REFERENCE_COLOURS:
         _hline(ax, ref, method, "cosine", method)
     ax.set_xlabel("λ (IMLE)")
     ax.set_ylabel("cosine similarity to the true gradient")
