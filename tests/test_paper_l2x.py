@@ -88,3 +88,7 @@ def test_tiny_cli_run(tmp_path, capsys):
     assert all(0 <= r["test_precision"] <= 100 for r in rows)
     assert "λ chosen" in capsys.readouterr().out
     assert paths["png"].stat().st_size > 0
+    replot = main(["plot", "--csv", str(paths["csv"]), "--out", str(tmp_path / "again")])
+    assert replot["png"].stat().st_size > 0
+    with pytest.raises(SystemExit, match="plot needs --csv"):
+        main(["plot"])

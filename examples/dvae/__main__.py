@@ -20,12 +20,13 @@ def _aimle_s1(name: str) -> bool:
     return name.startswith("AIMLE") and "S=1)" in name or name == "AIMLE (central, S=1, fast)"
 
 
-# Each paper figure: (title, which method names it shows).
+# Each paper figure: (title, which rows it shows); Gumbel-softmax exists for K = 1 only.
 FIGURES = {
-    "fig5": ("AIMLE vs IMLE", lambda name: _aimle_s1(name) or name.startswith("IMLE")),
-    "fig6": ("AIMLE vs Gumbel-softmax", lambda name: _aimle_s1(name) or name == "Gumbel-softmax"),
-    "fig7": ("AIMLE vs STE", lambda name: _aimle_s1(name) or name == "STE"),
-    "fig8": ("AIMLE with S samples", lambda name: name.startswith("AIMLE") and "fast" not in name),
+    "fig5": ("AIMLE vs IMLE", lambda r: _aimle_s1(r["method"]) or r["method"].startswith("IMLE")),
+    "fig6": ("AIMLE vs Gumbel-softmax",
+             lambda r: r["k"] == 1 and (_aimle_s1(r["method"]) or r["method"] == "Gumbel-softmax")),
+    "fig7": ("AIMLE vs STE", lambda r: _aimle_s1(r["method"]) or r["method"] == "STE"),
+    "fig8": ("AIMLE with S samples", lambda r: r["method"].startswith("AIMLE") and "fast" not in r["method"]),
 }
 
 
@@ -84,7 +85,7 @@ def report(rows: Sequence[Row], out: Path, write: bool = True) -> dict[str, Path
     """Write the CSV (unless re-plotting), one PNG per paper figure, and print the summary table."""
     written = {"csv": write_csv(rows, out / "dvae.csv")} if write else {}
     for fig, (title, keep) in FIGURES.items():
-        sub = [r for r in rows if keep(r["method"])]
+        sub = [r for r in rows if keep(r)]
         if sub:
             written[fig] = plot(sub, out / f"{fig}.png", title)
     print(summary(rows))

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import torch
 from tqdm import tqdm
 
-from examples.common import Row, save_figure, summarise, write_csv
+from examples.common import Row, read_csv, save_figure, summarise, write_csv
 from examples.l2x.data import DATASETS, make_dataset
 from examples.l2x.model import methods, train
 
@@ -19,7 +19,8 @@ from examples.l2x.model import methods, train
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m examples.l2x", description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("command", choices=["run"])
+    p.add_argument("command", choices=["run", "plot"], help="run: train and report; plot: re-plot from --csv")
+    p.add_argument("--csv", type=Path, default=None, help="(plot) the l2x.csv of an earlier run")
     p.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=list(DATASETS))
     p.add_argument("--train-size", type=int, default=5000)
     p.add_argument("--test-size", type=int, default=1000, help="size of the validation and of the test set")
@@ -34,8 +35,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
-    """Train every (dataset, method, seed); write ``l2x.csv``, ``l2x.png`` and print the table."""
+    """Train every (dataset, method, seed); write ``l2x.csv``, ``l2x.png`` and print the table.
+
+    ``plot`` re-draws the table and the figure from the ``--csv`` of an earlier run.
+    """
     args = _parser().parse_args(argv)
+    if args.command == "plot":
+        if args.csv is None:
+            raise SystemExit("plot needs --csv, the l2x.csv of an earlier run")
+        rows = read_csv(args.csv)
+        print(table(rows))
+        return {"png": plot(rows, args.out / "l2x.png")}
     if args.quick:
         args.train_size, args.test_size, args.epochs, args.seeds, args.lambdas = 300, 200, 1, 1, [10.0]
     for name in ("train_size", "test_size", "epochs", "seeds"):
@@ -59,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
     return written
 
 
-def _with_selected_imle(rows: Sequence[Row]) -> list[Row]:
+def _with_selected_imle(rows: Sequence[Row], show_value: bool = True) -> list[Row]:
     """Rows plus "IMLE (forward/central, λ chosen)": per dataset, the λ with the best mean validation loss."""
     val = summarise(rows, ("dataset", "method"), "val_cross_entropy")
     out = list(rows)
@@ -68,7 +78,8 @@ def _with_selected_imle(rows: Sequence[Row]) -> list[Row]:
             grid = {m: v[0] for (d, m), v in val.items() if d == dataset and m.startswith(f"IMLE ({direction}")}
             if grid:
                 best = min(grid, key=grid.get)
-                out += [dict(r, method=f"IMLE ({direction}, λ chosen: {best.split('λ=')[1]}") for r in rows
+                label = f"λ chosen: {best.split('λ=')[1]}" if show_value else "λ chosen on validation)"
+                out += [dict(r, method=f"IMLE ({direction}, {label}") for r in rows
                         if r["dataset"] == dataset and r["method"] == best]
     return out
 
@@ -91,11 +102,11 @@ def table(rows: Sequence[Row]) -> str:
 
 def plot(rows: Sequence[Row], path: Path) -> Path:
     """Subset precision per dataset and method (bars: mean, whiskers: ± s.e.)."""
-    rows = _with_selected_imle(rows)
+    rows = _with_selected_imle(rows, show_value=False)
     shown = [m for m in dict.fromkeys(r["method"] for r in rows) if not ("λ=" in m and "chosen" not in m)]
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     stats = summarise(rows, ("dataset", "method"), "test_precision")
-    fig, ax = plt.subplots(figsize=(max(7, 2.2 * len(datasets)), 4.5))
+    fig, ax = plt.subplots(figsize=(max(7, 2.4 * len(datasets)), 5.5))
     width = 0.8 / len(shown)
     for i, method in enumerate(shown):
         xs = [d + (i - (len(shown) - 1) / 2) * width for d in range(len(datasets))]
@@ -105,7 +116,7 @@ def plot(rows: Sequence[Row], path: Path) -> Path:
     ax.set_ylabel("subset precision on test (%)")
     ax.set_ylim(0, 105)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.08))
     return save_figure(fig, path)
 
 
