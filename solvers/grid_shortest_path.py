@@ -298,11 +298,13 @@ def _walk_back(dist: Tensor, settled: Tensor, src: int, tgt: int, offsets: list[
     Each step goes to the neighbour with the smallest (distance, settling sweep, offset order).
     Along such steps the pair (distance, sweep) strictly decreases: a neighbour at equal distance
     (a zero-cost cell) held that distance one sweep before the cell itself did. So the walk is a
-    simple path and ends at the source, the only cell with no smaller neighbour.
+    simple path and ends at the source, the only cell with no smaller neighbour. The cell itself
+    is a candidate too (offset 0): it never wins elsewhere, and at the source (distance minimal,
+    settled in sweep 0) it always wins, so the walk stays there without a per-map test.
     """
     n = dist.shape[0]
     device = dist.device
-    shifts = torch.tensor(offsets, device=device)
+    shifts = torch.tensor([0, *offsets], device=device)
     cur = torch.full((n,), tgt, dtype=torch.long, device=device)
     path = torch.zeros(dist.shape, dtype=torch.bool, device=device)
     path[:, tgt] = True
@@ -311,8 +313,7 @@ def _walk_back(dist: Tensor, settled: Tensor, src: int, tgt: int, offsets: list[
         d = dist.gather(1, around)
         ties = d == d.amin(1, keepdim=True)
         order = settled.gather(1, around).masked_fill_(~ties, torch.inf)
-        nxt = around.gather(1, order.argmin(1, keepdim=True)).squeeze(1)
-        cur = torch.where(cur == src, cur, nxt)
+        cur = around.gather(1, order.argmin(1, keepdim=True)).squeeze(1)
         path.scatter_(1, cur[:, None], True)
         if step % _CHECK_EVERY == 0 and bool((cur == src).all()):
             return path
