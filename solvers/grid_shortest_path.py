@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import numbers
 from typing import NamedTuple
 
 import numpy as np
@@ -230,10 +231,10 @@ def _cell(cell: tuple[int, int], name: str) -> tuple[int, int]:
     if (
         not isinstance(cell, (tuple, list))
         or len(cell) != 2
-        or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in cell)
+        or not all(isinstance(i, numbers.Integral) and not isinstance(i, bool) and i >= 0 for i in cell)
     ):
         raise ValueError(f"GridShortestPath: {name} must be a pair of non-negative ints (row, column), got {cell!r}")
-    return (cell[0], cell[1])
+    return (int(cell[0]), int(cell[1]))
 
 
 def _solve_batch(
