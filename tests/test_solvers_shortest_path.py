@@ -112,6 +112,7 @@ def test_per_instance_source_target_reach_forward_and_backward_of_aimle():
 
     class Recording:
         sense, event_dim = "min", 1
+        accepts_per_instance = True  # receive PerInstance context as is, to hand it on
 
         def __call__(self, theta, **context):
             z = inner(theta, **context)
