@@ -38,7 +38,8 @@ class HandWritten:
 
     def step(self, theta: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
         s = self.samples
-        eps = -torch.log(torch.empty((s, *theta.shape), device=theta.device).exponential_())
+        u = torch.rand((s, *theta.shape), device=theta.device)
+        eps = u.clamp_min_(torch.finfo(u.dtype).tiny).log_().neg_().log_().neg_()  # Gumbel(0, 1)
         base = theta + eps
         _z = _topk_onehot(base, self.k)
         grad_f = dy * s

@@ -133,7 +133,7 @@ class PerturbAndMAP(nn.Module):
                 f"event_dim={self.solver.event_dim} trailing dims for one instance"
             )
         # On CUDA this check synchronises with the host; check_finite=False removes it.
-        if self.check_finite and not bool(torch.isfinite(theta).all()):
+        if self.check_finite and not all_finite(theta):
             raise ValueError(f"{name}: {arg} contains NaN or Inf; check the upstream model (or its inputs)")
 
     def _num_samples(self) -> int:
@@ -173,10 +173,10 @@ class PerturbAndMAP(nn.Module):
         """Noise ε and solutions ``z = MAP(θ + τ ε)``, both ``[S, *batch, *event]``, in one solver call."""
         samples = self._num_samples()
         eps = self._sample_noise(theta, samples)
-        return eps, self._map(theta + self.noise_temperature * eps, context, samples)
+        return eps, self._map(torch.add(theta, eps, alpha=self.noise_temperature), context, samples)
 
     def _check_grad(self, grad_out: Tensor) -> None:
-        if self.check_finite and not bool(torch.isfinite(grad_out).all()):
+        if self.check_finite and not all_finite(grad_out):
             raise ValueError(
                 f"{type(self).__name__}: the downstream gradient contains NaN or Inf; "
                 "check the loss computed from this layer's output"
@@ -197,6 +197,13 @@ class PerturbAndMAP(nn.Module):
 def _solver_repr(solver: Any) -> str:
     r = repr(solver)
     return r if len(r) <= 80 else r[:77] + "..."
+
+
+def all_finite(x: Tensor) -> bool:
+    """Whether every entry is finite; one reduction in the common case (one host sync)."""
+    # A finite sum implies finite entries (NaN and Inf propagate); only a non-finite sum, which
+    # may also be an overflow, needs the element-wise check.
+    return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
 
 
 def max_form(theta: Tensor, sense: str) -> Tensor:

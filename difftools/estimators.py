@@ -74,26 +74,36 @@ class FiniteDifference(PerturbAndMAP):
             None if target_noise_temperature is None else float(target_noise_temperature)
         )
 
+    def _forward_impl(self, theta: Tensor, context: dict) -> tuple[Tensor, tuple[Tensor, ...]]:
+        samples = self._num_samples()
+        eps = self._sample_noise(theta, samples)
+        perturbed = torch.add(theta, eps, alpha=self.noise_temperature)
+        z = self._map(perturbed, context, samples)
+        # The backward needs only the target point θ + τ'ε (common random numbers): keep that.
+        tau = self.target_noise_temperature
+        target = perturbed if tau is None else torch.add(theta, eps, alpha=tau)
+        return z, (target,)
+
     def _backward_impl(self, theta, out, state, grad_out, context):
-        (eps,) = state
+        (target,) = state
         self._check_grad(grad_out)
-        samples = eps.shape[0]
+        samples = target.shape[0]
         grad_f = grad_out * samples if samples > 1 else grad_out
         lam = self._step(theta, grad_f)  # [S or 1, *batch, 1...] broadcastable over samples and event
-        tau = self.noise_temperature if self.target_noise_temperature is None else self.target_noise_temperature
-        base = theta + tau * eps
         shift = lam * grad_f
         if self.central:
-            # One solver call for both ends of the difference: [2S, *batch, *event].
-            ends = self._map(torch.cat([base + shift, base - shift]), context, 2 * samples)
+            # Both ends of the difference in one tensor and one solver call: [2S, *batch, *event].
+            sign = shift.new_tensor([1.0, -1.0]).view(2, *([1] * shift.dim()))
+            ends = self._map(torch.addcmul(target, sign, shift).flatten(0, 1), context, 2 * samples)
             diff = ends[:samples] - ends[samples:]
-            denom = 2 * lam
+            scale = 2 * lam
         else:
-            diff = out - self._map(base - shift, context, samples)
-            denom = lam
+            diff = out - self._map(target - shift, context, samples)
+            scale = lam
         self._observe(diff)
-        grad = torch.where(denom > 0, diff / torch.where(denom > 0, denom, 1.0), 0.0)
-        return grad.mean(0)
+        # 1/scale where λ > 0 and 0 where λ = 0 (no step taken, so no gradient — never NaN).
+        inverse = torch.where(scale > 0, scale.reciprocal(), 0.0)
+        return (diff * inverse).mean(0)
 
     def _step(self, theta: Tensor, grad_f: Tensor) -> Tensor:
         raise NotImplementedError
