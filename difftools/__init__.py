@@ -1,13 +1,15 @@
 """difftools: differentiable combinatorial solvers via perturb-and-MAP (AIMLE and its family).
 
 Public API: the solver protocol (:func:`solver`, :class:`BlackBoxSolver`, :class:`PerInstance`),
-the registry, noise distributions, the estimators and :func:`dask_executor` (solvers on a
-cluster). Built-in solvers live in the separate ``solvers`` package and are loaded lazily by name.
+the registry, noise distributions, the estimators and the losses built on them, and
+:func:`dask_executor` (solvers on a cluster). Built-in solvers live in the separate ``solvers``
+package and are loaded lazily by name.
 """
 
 from difftools.distributed import DaskExecutor, dask_executor
 from difftools.errors import SolverError
-from difftools.estimators import AIMLE, IMLE
+from difftools.estimators import AIMLE, IMLE, STE, Blackbox, Perturbed, ScoreFunction
+from difftools.losses import FenchelYoungLoss, SPOPlusLoss, hamming_loss, regret
 from difftools.noise import Gumbel, Noise, Normal, SumOfGamma
 from difftools.protocol import BlackBoxSolver, FunctionSolver, PerInstance, solver
 from difftools.registry import get_solver, list_solvers, register_solver
@@ -17,6 +19,12 @@ __version__ = "0.1.0"
 __all__ = [
     "AIMLE",
     "IMLE",
+    "STE",
+    "Blackbox",
+    "FenchelYoungLoss",
+    "Perturbed",
+    "SPOPlusLoss",
+    "ScoreFunction",
     "BlackBoxSolver",
     "DaskExecutor",
     "FunctionSolver",
@@ -28,7 +36,9 @@ __all__ = [
     "SumOfGamma",
     "dask_executor",
     "get_solver",
+    "hamming_loss",
     "list_solvers",
+    "regret",
     "register_solver",
     "solver",
 ]

@@ -32,7 +32,9 @@ class BlackBoxSolver(Protocol):
 
     ``sense="max"`` means ``z = argmax_{z in C} <z, theta>``; ``"min"`` means argmin (θ are costs).
     ``event_dim`` trailing dimensions of θ form one instance. Output: same shape, device and
-    dtype as θ, entries in the solver's discrete set.
+    dtype as θ, entries in the solver's discrete set. Context keyword arguments are forwarded on
+    every call; per-instance context (see :class:`PerInstance`) arrives as a plain tensor or
+    sequence whose leading dims match θ's batch dims (the estimators lay it out over samples).
     """
 
     sense: Sense
@@ -76,23 +78,30 @@ class PerInstance:
             return PerInstance(np.broadcast_to(v, (samples, *v.shape)))
         return PerInstance(_Repeated(v, samples))
 
-    def flatten(self, batch_shape: torch.Size, name: str, solver_name: str) -> Any:
-        """The value with its batch dimensions flattened to one, checked against θ's batch."""
+    def check_batch(self, batch_shape: torch.Size, name: str, owner: str) -> None:
+        """Raise ValueError unless the value has one entry per instance of θ's ``batch_shape``."""
         v = self.value
-        n = math.prod(batch_shape)
         if isinstance(v, (Tensor, np.ndarray)):
-            lead = tuple(v.shape[: len(batch_shape)])
-            if lead != tuple(batch_shape):
+            if tuple(v.shape[: len(batch_shape)]) != tuple(batch_shape):
                 raise ValueError(
-                    f"{solver_name}: per-instance context {name!r} has leading shape "
-                    f"{tuple(v.shape)}, expected it to start with θ's batch shape {tuple(batch_shape)}"
+                    f"{owner}: per-instance context {name!r} has shape {tuple(v.shape)}, expected it "
+                    f"to start with θ's batch shape {tuple(batch_shape)}"
                 )
-            return v.reshape(n, *v.shape[len(batch_shape) :])
-        if len(v) != n:
+        elif len(batch_shape) != 1 or len(v) != batch_shape[0]:
             raise ValueError(
-                f"{solver_name}: per-instance context {name!r} has {len(v)} entries, expected one "
-                f"per instance of θ's batch {tuple(batch_shape)} ({n} in all)"
+                f"{owner}: per-instance context {name!r} has {len(v)} entries, expected one per instance "
+                f"of θ's batch {tuple(batch_shape)} (a sequence needs exactly one batch dim; use a tensor "
+                "or array for more)"
             )
+
+    def flatten(self, batch_shape: torch.Size, name: str, owner: str) -> Any:
+        """The value with its batch dimensions flattened to one, checked against θ's batch."""
+        if isinstance(self.value, _Repeated) and len(batch_shape) == 2:
+            batch_shape = torch.Size([batch_shape[0] * batch_shape[1]])  # samples × one batch dim
+        self.check_batch(batch_shape, name, owner)
+        v = self.value
+        if isinstance(v, (Tensor, np.ndarray)):
+            return v.reshape(math.prod(batch_shape), *v.shape[len(batch_shape) :])
         return v
 
     def __repr__(self) -> str:
@@ -177,6 +186,9 @@ class _Failure:
 
 class FunctionSolver:
     """A plain function adapted to the :class:`BlackBoxSolver` protocol (see :func:`solver`)."""
+
+    # The estimators pass PerInstance markers through to this adapter (it splits them per instance).
+    accepts_per_instance = True
 
     def __init__(
         self,
