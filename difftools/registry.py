@@ -20,6 +20,10 @@ ENTRY_POINT_GROUP = "difftools.solvers"
 # name -> "module:attribute"; the attribute is a solver object or a factory returning one.
 _BUILTINS: dict[str, str] = {
     "argmax": "solvers.topk:argmax",
+    "assignment": "solvers.assignment:Assignment",
+    "cvxpy": "solvers.cvxpy_layer:CvxpySolver",
+    "ilp": "solvers.ilp:ILP",
+    "shortest_path": "solvers.graphs:ShortestPath",
     "topk": "solvers.topk:TopK",
 }
 
