@@ -3,8 +3,9 @@
 Run from the repository root: ``python -m benchmarks.scale`` (``--quick`` for a smoke run).
 
 1. Solve throughput of an ILP-backed AIMLE layer (forward + central-difference backward = 3 solves
-   per example; OR-Tools SCIP on a multi-dimensional knapsack) in-process and on dask
-   LocalClusters of 1 and of 2 worker processes (1 thread each) on 127.0.0.1, taking turns.
+   per example; the built-in "ilp" solver, OR-Tools SCIP, on a multi-dimensional knapsack)
+   in-process and on dask LocalClusters of 1 and of 2 worker processes (1 thread each) on
+   127.0.0.1, taking turns.
 2. Training-step time of a small model with an AIMLE layer under DistributedDataParallel
    (2 gloo ranks on loopback) with ``sync=True`` (the α statistics are all-reduced) against
    ``sync=False``; DDP's per-forward buffer broadcast is off in both, so the difference is the
@@ -36,23 +37,9 @@ from solvers.topk import TopK
 ITEMS, ROWS = 40, 4
 
 
-def knapsack_ilp(theta: np.ndarray, *, weights: np.ndarray, capacity: np.ndarray) -> np.ndarray:
-    """``max <θ, z>`` s.t. ``weights @ z <= capacity``, z binary, solved to optimality by OR-Tools SCIP."""
-    from ortools.linear_solver import pywraplp
-
-    s = pywraplp.Solver.CreateSolver("SCIP")
-    x = [s.BoolVar(f"x{i}") for i in range(theta.shape[0])]
-    for row, cap in zip(weights, capacity):
-        s.Add(sum(float(w) * xi for w, xi in zip(row, x)) <= float(cap))
-    s.Maximize(sum(float(t) * xi for t, xi in zip(theta, x)))
-    if s.Solve() != pywraplp.Solver.OPTIMAL:
-        raise RuntimeError("SCIP did not prove optimality")
-    return np.array([xi.solution_value() for xi in x]).round()
-
-
-def _layer_step(layer: AIMLE, theta: torch.Tensor, grad: torch.Tensor, context: dict) -> torch.Tensor:
+def _layer_step(layer: AIMLE, theta: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     t = theta.clone().requires_grad_()
-    z = layer(t, **context)
+    z = layer(t)
     (z * grad).sum().backward()
     return torch.cat([z.detach(), t.grad])
 
@@ -63,7 +50,7 @@ def bench_dask(batch: int, rounds: int) -> list[tuple[str, float]]:
 
     rng = np.random.default_rng(0)
     weights = rng.integers(1, 20, size=(ROWS, ITEMS)).astype(float)
-    context = {"weights": weights, "capacity": weights.sum(1) / 4}
+    capacity = weights.sum(1) / 4
     g = torch.Generator().manual_seed(0)
     thetas = torch.randn(rounds, batch, ITEMS, generator=g, dtype=torch.float64)
     grad = torch.randn(batch, ITEMS, generator=g, dtype=torch.float64)
@@ -73,21 +60,22 @@ def bench_dask(batch: int, rounds: int) -> list[tuple[str, float]]:
         for workers in (1, 2):
             cluster = stack.enter_context(
                 LocalCluster(
-                    n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+                    n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0"
                 )
             )
             executors.append(stack.enter_context(difftools.dask_executor(cluster.scheduler_address)))
         layers = [
-            AIMLE(difftools.solver(knapsack_ilp, executor=ex), noise=None, initial_alpha=1.0) for ex in executors
+            AIMLE(difftools.get_solver("ilp", A=weights, b=capacity, executor=ex), noise=None, initial_alpha=1.0)
+            for ex in executors
         ]
         for layer in layers:  # warm-up: the workers import difftools and OR-Tools
-            _layer_step(layer, thetas[0, :2], grad[:2], context)
+            _layer_step(layer, thetas[0, :2], grad[:2])
         rates: list[list[float]] = [[] for _ in layers]
         for theta in tqdm(thetas, desc="rounds"):
             outs = []
             for layer, rate in zip(layers, rates):
                 start = time.perf_counter()
-                outs.append(_layer_step(layer, theta, grad, context))
+                outs.append(_layer_step(layer, theta, grad))
                 rate.append(3 * batch / (time.perf_counter() - start))
             if not all(torch.equal(out, outs[0]) for out in outs):
                 raise AssertionError("dask results differ from the sequential ones")

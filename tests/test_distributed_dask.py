@@ -1,9 +1,8 @@
-"""Solver batches on a real dask LocalCluster (2 worker processes on 127.0.0.1): order, errors, lost workers."""
+"""Solver batches on a real dask LocalCluster (2 worker processes on 127.0.0.1): ILPs, errors, lost workers."""
 
 from __future__ import annotations
 
 import itertools
-import multiprocessing as mp
 import os
 import sys
 import time
@@ -13,8 +12,8 @@ import pytest
 import torch
 
 import difftools
-from difftools import AIMLE, PerInstance, SolverError, dask_executor
-from tests.test_distributed_ddp import FORKSERVER_PRELOAD
+from difftools import AIMLE, PerInstance, SolverError, dask_executor, get_solver
+from tests.forkserver import start_forkserver
 
 dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
@@ -22,10 +21,8 @@ distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.timeout(90)
 
 
-def ilp_bruteforce(theta: np.ndarray, *, A: np.ndarray, b: np.ndarray, fail: bool = False) -> np.ndarray:
-    """max <θ, z> s.t. A z <= b, z binary, by enumeration (the exact answer); raises where ``fail``."""
-    if fail:
-        raise ValueError("infeasible on purpose")
+def ilp_bruteforce(theta: np.ndarray, *, A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """max <θ, z> s.t. A z <= b, z binary, by enumeration (the exact answer)."""
     best, best_z = -np.inf, None
     for bits in itertools.product((0.0, 1.0), repeat=theta.shape[0]):
         z = np.array(bits)
@@ -61,16 +58,15 @@ def _problem(batch: tuple[int, ...], n: int = 6, seed: int = 0):
 
 @pytest.fixture(scope="module")
 def cluster():
-    # Worker processes fork from a forkserver that imported torch and difftools once, instead of
-    # each spawned worker (and each restart after a crash) importing them again.
-    mp.set_forkserver_preload(FORKSERVER_PRELOAD)
+    # Worker processes (and their restarts after a crash) fork from a warm forkserver.
+    start_forkserver()
     # allowed_failures=1: a task whose worker dies is rerun once (then it would fail with KilledWorker).
     with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}), distributed.LocalCluster(
         n_workers=2,
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address=":0",
         scheduler_kwargs={"allowed_failures": 1},
     ) as c:
         yield c
@@ -82,11 +78,10 @@ def executor(cluster):
         yield ex
 
 
-def test_batch_matches_sequential_and_bruteforce(executor):
+def test_ilp_batch_matches_sequential_and_bruteforce(executor):
     theta, A, b = _problem((3, 5))
-    on_cluster = difftools.solver(ilp_bruteforce, executor=executor, chunksize=2)(theta, A=A, b=b)
-    sequential = difftools.solver(ilp_bruteforce)(theta, A=A, b=b)
-    assert torch.equal(on_cluster, sequential)
+    on_cluster = get_solver("ilp", A=A, b=b, executor=executor, chunksize=2)(theta)
+    assert torch.equal(on_cluster, get_solver("ilp", A=A, b=b)(theta))
     exact = np.stack([ilp_bruteforce(t, A=A, b=b) for t in theta.reshape(-1, 6).numpy()]).reshape(3, 5, 6)
     assert torch.equal(on_cluster, torch.from_numpy(exact))
     assert executor._max_workers == 2
@@ -94,32 +89,32 @@ def test_batch_matches_sequential_and_bruteforce(executor):
 
 def test_aimle_layer_on_cluster_matches_sequential(executor):
     theta, A, b = _problem((4,), seed=1)
-    grads = []
+    runs = []
     for ex in (executor, None):
-        layer = AIMLE(difftools.solver(ilp_bruteforce, executor=ex), noise=None, initial_alpha=1.0)
+        layer = AIMLE(get_solver("ilp", A=A, executor=ex), noise=None, initial_alpha=1.0)
         t = theta.clone().requires_grad_()
-        z = layer(t, A=A, b=b)
+        z = layer(t, b=PerInstance(np.tile(b, (4, 1))))  # per-instance context travels with its instance
         (z * torch.arange(6.0, dtype=z.dtype)).sum().backward()
-        grads.append((z.detach(), t.grad, layer.alpha.clone()))
-    for a, b_ in zip(*grads):
-        assert torch.equal(a, b_)
+        runs.append((z.detach(), t.grad, layer.alpha.clone()))
+    for on_cluster, sequential in zip(*runs):
+        assert torch.equal(on_cluster, sequential)
 
 
 def test_failing_task_reports_its_instance(executor):
     theta, A, b = _problem((8,), seed=2)
-    fail = torch.zeros(8, dtype=torch.bool)
-    fail[5] = True
-    ilp = difftools.solver(ilp_bruteforce, executor=executor, chunksize=3)
-    with pytest.raises(SolverError, match=r"instance 5: raised ValueError: infeasible on purpose") as info:
-        ilp(theta, A=A, b=b, fail=PerInstance(fail))
+    bs = np.tile(b, (8, 1))
+    bs[5] = -1.0  # A >= 1 and z >= 0: instance 5 is infeasible
+    ilp = get_solver("ilp", A=A, executor=executor, chunksize=3)
+    with pytest.raises(SolverError, match=r"instance 5: the ILP is infeasible") as info:
+        ilp(theta, b=PerInstance(bs))
     assert info.value.index == 5
 
 
 def test_client_get_executor_also_works(cluster):
     theta, A, b = _problem((5,), seed=3)
     with distributed.Client(cluster, set_as_default=False) as client:
-        z = difftools.solver(ilp_bruteforce, executor=client.get_executor())(theta, A=A, b=b)
-    assert torch.equal(z, difftools.solver(ilp_bruteforce)(theta, A=A, b=b))
+        z = get_solver("ilp", A=A, b=b, executor=client.get_executor())(theta)
+    assert torch.equal(z, get_solver("ilp", A=A, b=b)(theta))
 
 
 def test_bad_arguments_are_named(cluster):

@@ -16,14 +16,12 @@ from torch import nn
 from difftools import AIMLE
 from difftools.noise import Gumbel, Noise
 from solvers.topk import TopK
+from tests.forkserver import start_forkserver
 
 pytestmark = [
     pytest.mark.timeout(120),
     pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed gloo"),
 ]
-
-# What the (one, shared) multiprocessing forkserver imports before forking ranks and dask workers.
-FORKSERVER_PRELOAD = ["torch._dynamo", "difftools"]
 
 WORLD, PER_RANK, FEATURES, ITEMS, K, STEPS = 2, 3, 4, 6, 2, 6
 
@@ -72,18 +70,19 @@ def _train(model: nn.Module, rows: slice, *, samples: int | None, seed: int | No
     layer = model.module.layer if isinstance(model, nn.parallel.DistributedDataParallel) else model.layer
     if seed is not None:
         layer.generator = torch.Generator().manual_seed(seed)
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
     xs, targets = _data()
     log = {"alpha": [], "nnz_ema": [], "grads": []}
     for x, target in zip(xs[:, rows], targets[:, rows]):
-        opt.zero_grad()
+        model.zero_grad()
         z, score = model(x)
         loss = ((z - target) ** 2).mean() + score.pow(2).mean()  # a mean over samples too
         loss.backward()
         log["alpha"].append(layer.alpha.clone())
         log["nnz_ema"].append(layer.nnz_ema.clone())
         log["grads"].append([p.grad.clone() for p in model.parameters()])
-        opt.step()
+        with torch.no_grad():  # plain SGD (torch.optim's first step would import torch._dynamo: seconds)
+            for p in model.parameters():
+                p -= lr * p.grad
     return log
 
 
@@ -138,9 +137,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
-    # forkserver: fresh interpreters like "spawn", but torch and DDP's torch._dynamo are imported
-    # once in the server rather than in every rank (this halves the test's time on 2 cores).
-    mp.set_forkserver_preload(FORKSERVER_PRELOAD)
+    # forkserver: fresh interpreters like "spawn", without importing torch again in every rank.
+    start_forkserver()
     mp.start_processes(_rank_main, args=(_free_port(), str(out)), nprocs=WORLD, join=True, start_method="forkserver")
     return [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
 
