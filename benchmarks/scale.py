@@ -21,7 +21,9 @@ import inspect
 import os
 import socket
 import statistics
+import tempfile
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -116,10 +118,17 @@ def _ddp_rank(rank: int, port: int, per_rank: int, steps: int, rounds: int, out:
         return (time.perf_counter() - start) / steps
 
     block(False), block(True)  # warm-up (DDP rebuilds its buckets after the first step)
-    times: dict[bool, list[float]] = {False: [], True: []}
+    times: dict[Any, list[float]] = {False: [], True: [], "all_reduce": []}
     for r in range(rounds):
         for sync in (False, True) if r % 2 == 0 else (True, False):
             times[sync].append(block(sync))
+    stats = torch.zeros(2, dtype=torch.int64)  # what AIMLE all-reduces: [non-zeros, examples]
+    for _ in range(rounds):
+        dist.barrier()
+        start = time.perf_counter()
+        for _ in range(steps):
+            dist.all_reduce(stats)
+        times["all_reduce"].append((time.perf_counter() - start) / steps)
     if rank == 0:
         torch.save(times, out)
     dist.destroy_process_group()
@@ -135,6 +144,7 @@ def bench_ddp(per_rank: int, steps: int, rounds: int, out_dir: str) -> list[tupl
     return [
         ("DDP, AIMLE sync=False", 1e3 * statistics.median(times[False])),
         ("DDP, AIMLE sync=True", 1e3 * statistics.median(times[True])),
+        ("one all-reduce of 2 int64", 1e3 * statistics.median(times["all_reduce"])),
     ]
 
 
@@ -145,27 +155,28 @@ def main() -> None:
     parser.add_argument("--per-rank", type=int, default=32, help="DDP examples per rank")
     parser.add_argument("--steps", type=int, default=50, help="DDP steps per timed block")
     parser.add_argument("--rounds", type=int, default=6, help="timed blocks per DDP configuration")
+    parser.add_argument("--part", choices=("all", "dask", "ddp"), default="all", help="which benchmark to run")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
     args = parser.parse_args()
     if args.quick:
         args.batch, args.ilp_rounds, args.steps, args.rounds = 4, 1, 5, 2
     torch.set_num_threads(1)
 
-    rows = bench_dask(args.batch, args.ilp_rounds)
-    print(f"\nILP-backed AIMLE layer: {args.batch} knapsack ILPs ({ITEMS} items, {ROWS} rows) per call, 3 solves each")
-    print("median solves/s over the rounds")
-    for name, rate in rows:
-        print(f"  {name:26s} {rate:7.1f} solves/s   ×{rate / rows[0][1]:.2f} vs sequential")
-    print(f"  2 workers vs 1 worker: ×{rows[2][1] / rows[1][1]:.2f}")
+    if args.part in ("all", "dask"):
+        rows = bench_dask(args.batch, args.ilp_rounds)
+        print(f"\nILP-backed AIMLE layer: {args.batch} knapsack ILPs ({ITEMS} items, {ROWS} rows) per call")
+        print("(3 solves each: forward and central difference); median solves/s over the rounds")
+        for name, rate in rows:
+            print(f"  {name:26s} {rate:7.1f} solves/s   ×{rate / rows[0][1]:.2f} vs sequential")
+        print(f"  2 workers vs 1 worker: ×{rows[2][1] / rows[1][1]:.2f}")
 
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        rows = bench_ddp(args.per_rank, args.steps, args.rounds, tmp)
-    print(f"\nDDP (2 gloo ranks, {args.per_rank} examples each), median ms per training step")
-    for name, ms in rows:
-        print(f"  {name:26s} {ms:7.2f} ms")
-    print(f"  sync overhead: ×{rows[1][1] / rows[0][1]:.3f} ({rows[1][1] - rows[0][1]:+.2f} ms/step)")
+    if args.part in ("all", "ddp"):
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = bench_ddp(args.per_rank, args.steps, args.rounds, tmp)
+        print(f"\nDDP (2 gloo ranks, {args.per_rank} examples each), median ms per training step")
+        for name, ms in rows:
+            print(f"  {name:26s} {ms:7.2f} ms")
+        print(f"  sync overhead: ×{rows[1][1] / rows[0][1]:.3f} ({rows[1][1] - rows[0][1]:+.2f} ms/step)")
 
 
 if __name__ == "__main__":
