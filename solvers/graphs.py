@@ -69,15 +69,16 @@ class ShortestPath(FunctionSolver):
     context, shared (``source=3``) or per instance (``source=difftools.PerInstance(sources)``);
     context overrides the values fixed here.
 
-    Dijkstra needs non-negative weights. Perturbation noise (Gumbel, Normal) can push perturbed
-    costs below zero, so ``negative="clamp"`` clamps them to 0 instead of raising.
+    Dijkstra needs non-negative weights. Perturbation noise (Gumbel, Normal) pushes some perturbed
+    costs below zero, so by default (``negative="clamp"``) they are clamped to 0, as in
+    :class:`~solvers.grid_shortest_path.GridShortestPath`; ``negative="raise"`` raises instead.
 
     Args:
         graph: a ``networkx.Graph`` or ``networkx.DiGraph`` with at least one edge (multigraphs
             are not supported); copied, so later changes to it are not seen.
         source: default source node.
         target: default target node.
-        negative: ``"raise"`` (a ValueError for any negative weight) or ``"clamp"`` (use 0).
+        negative: ``"clamp"`` (use 0, the default) or ``"raise"`` (a ValueError for any negative weight).
         executor: a ``concurrent.futures.Executor`` that solves instances in parallel.
         chunksize: instances per executor task (see :func:`difftools.solver`).
     """
@@ -88,7 +89,7 @@ class ShortestPath(FunctionSolver):
         source: Any = None,
         target: Any = None,
         *,
-        negative: Literal["raise", "clamp"] = "raise",
+        negative: Literal["raise", "clamp"] = "clamp",
         executor: concurrent.futures.Executor | None = None,
         chunksize: int | None = None,
     ):
@@ -134,7 +135,7 @@ class ShortestPath(FunctionSolver):
         if self.negative == "raise" and bool((theta < 0).any()):
             raise ValueError(
                 f"{self.name}: θ has negative edge weights (min {theta.min().item():.3g}); Dijkstra needs "
-                "weights >= 0. Under perturbation noise use ShortestPath(..., negative='clamp')"
+                "weights >= 0; construct it with negative='clamp' (the default) to clamp them to 0"
             )
         return super().__call__(theta, **context)
 

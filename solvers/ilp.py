@@ -272,9 +272,12 @@ class ILP(FunctionSolver):
       which resolves objective differences only to about 1e-6). ``threads`` sets CP-SAT's workers.
 
     Args:
-        A, b: inequality constraints ``A z ≤ b``, A ``[m, n]`` (dense or scipy.sparse), b ``[m]``.
-        A_eq, b_eq: equality constraints ``A_eq z = b_eq``.
-        lower, upper: bounds, scalars or ``[n]``; None for unbounded.
+        A: inequality matrix ``[m, n]`` of ``A z ≤ b`` (dense or scipy.sparse).
+        b: inequality right-hand side ``[m]``.
+        A_eq: equality matrix ``[k, n]`` of ``A_eq z = b_eq``.
+        b_eq: equality right-hand side ``[k]``.
+        lower: lower bounds, a scalar or ``[n]``; None for unbounded.
+        upper: upper bounds, a scalar or ``[n]``; None for unbounded.
         integer: True (all integer), False (an LP) or a bool mask ``[n]``.
         sense: ``"max"`` (maximise θᵀz) or ``"min"``.
         backend: ``"scip"`` or ``"cp-sat"``.

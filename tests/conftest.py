@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+# The tests use tiny tensors: one intra-op thread is faster than two on a small (or busy) machine.
+torch.set_num_threads(1)
+
 
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():

@@ -122,6 +122,7 @@ def test_context_reaches_pool_workers_in_forward_and_backward_of_aimle(process_p
 
     class Recording:
         sense, event_dim = "max", 1
+        accepts_per_instance = True  # receive PerInstance context as is, to hand it on
 
         def __call__(self, theta, **context):
             z = inner(theta, **context)

@@ -93,6 +93,7 @@ def test_per_instance_parameter_reaches_forward_and_backward_of_aimle():
 
     class Recording:
         sense, event_dim = "max", 1
+        accepts_per_instance = True  # receive PerInstance context as is, to hand it on
 
         def __call__(self, theta, **context):
             out = inner(theta, **context)

@@ -131,6 +131,7 @@ def test_per_instance_constraints_reach_forward_and_backward_of_aimle():
 
     class Recording:
         sense, event_dim = "max", 1
+        accepts_per_instance = True  # receive PerInstance context as is, to hand it on
 
         def __call__(self, theta, **context):
             z = inner(theta, **context)

@@ -112,6 +112,7 @@ def test_per_instance_source_target_reach_forward_and_backward_of_aimle():
 
     class Recording:
         sense, event_dim = "min", 1
+        accepts_per_instance = True  # receive PerInstance context as is, to hand it on
 
         def __call__(self, theta, **context):
             z = inner(theta, **context)
@@ -169,10 +170,11 @@ def test_wrong_shape_dtype_and_nan(path4):
         path4(np.ones(3))
 
 
-def test_negative_weights_raise_or_clamp(path4):
+def test_negative_weights_raise_or_clamp():
+    strict = ShortestPath(nx.path_graph(4), 0, 3, negative="raise")
     with pytest.raises(ValueError, match=r"negative edge weights \(min -2\).*negative='clamp'"):
-        path4(torch.tensor([1.0, -2.0, 1.0]))
-    clamped = ShortestPath(nx.cycle_graph(4), 0, 2, negative="clamp")  # edges (0,1),(0,3),(1,2),(2,3)
+        strict(torch.tensor([1.0, -2.0, 1.0]))
+    clamped = ShortestPath(nx.cycle_graph(4), 0, 2)  # clamps by default  # edges (0,1),(0,3),(1,2),(2,3)
     torch.testing.assert_close(clamped(torch.tensor([-5.0, 0.5, -1.0, 0.2])), torch.tensor([1.0, 0, 1, 0]))
     with pytest.raises(ValueError, match="negative must be 'raise' or 'clamp'"):
         ShortestPath(nx.path_graph(3), negative="ignore")
