@@ -225,10 +225,3 @@ def event_norm(x: Tensor, event_dim: int) -> Tensor:
     dims = tuple(range(x.dim() - event_dim, x.dim()))
     return torch.linalg.vector_norm(x, dim=dims, keepdim=True)
 
-
-def count_nonzero_per_instance(x: Tensor, event_dim: int) -> Tensor:
-    """Number of non-zero entries of each instance (the L0 norm of Eq. 9)."""
-    if event_dim == 0:
-        return (x != 0).to(x.dtype)
-    dims = tuple(range(x.dim() - event_dim, x.dim()))
-    return (x != 0).sum(dim=dims).to(x.dtype)

@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from difftools.core import PerturbAndMAP, _solver_repr, count_nonzero_per_instance, event_norm, event_sum
+from difftools.core import PerturbAndMAP, _solver_repr, event_norm, event_sum
 from difftools.noise import Gumbel, Noise, Normal
 
 __all__ = ["FiniteDifference", "IMLE", "AIMLE", "Blackbox", "STE", "ScoreFunction", "Perturbed"]
@@ -155,8 +155,10 @@ class AIMLE(FiniteDifference):
 
     with γ = ``decay`` and η = ``step``. α and ḡ are buffers (saved by ``state_dict``, moved by
     ``.to()``); the update runs on θ's device without host synchronisation. Under
-    ``torch.distributed`` with ``sync=True`` the non-zero counts are all-reduced first, so every
-    rank holds the α a single process would compute on the whole batch.
+    ``torch.distributed`` with ``sync=True`` the non-zero counts and the number of examples are
+    all-reduced first (one small collective per backward, inside it), so every rank holds the α
+    and ḡ a single process would compute on the concatenated batch (see ``docs/scaling-out.md``);
+    without an initialised process group there is no collective.
     """
 
     alpha: Tensor
@@ -200,6 +202,8 @@ class AIMLE(FiniteDifference):
         self.target_nnz = float(target_nnz)
         self.step = float(step)
         self.decay = float(decay)
+        if not isinstance(sync, bool):
+            raise TypeError(f"AIMLE: sync must be a bool, got {sync!r}")
         self.sync = sync
         self.register_buffer("alpha", torch.tensor(float(initial_alpha)))
         # Algorithm 1 starts the moving average of the gradient count at 1.
@@ -215,19 +219,29 @@ class AIMLE(FiniteDifference):
         return self.alpha.to(theta.dtype) * ratio.sum(0, keepdim=True) / count
 
     def _observe(self, diff: Tensor) -> None:
-        nnz = count_nonzero_per_instance(diff, self.solver.event_dim)
-        stats = torch.stack([nnz.sum(), nnz.new_tensor(nnz.numel())]).to(self.nnz_ema.dtype)
+        # [non-zeros, instances] as exact integers (a half-precision sum would round), in ONE tensor
+        # so that a single all-reduce gives every rank the statistics of the global batch.
+        instances = math.prod(diff.shape[: diff.dim() - self.solver.event_dim])
+        stats = torch.stack([torch.count_nonzero(diff), diff.new_tensor(instances, dtype=torch.int64)])
         if self.sync and dist.is_available() and dist.is_initialized():
+            # Runs inside backward, like SyncBatchNorm's collectives: every rank must backpropagate
+            # through the layer equally often (as DDP itself requires).
             dist.all_reduce(stats)
         with torch.no_grad():
-            self._update_controller(stats[0] / stats[1])
+            self._update_controller(stats)
 
-    def _update_controller(self, mean_nnz: Tensor) -> None:
-        """Eq. 9 and 10: in-place tensor updates of the buffers, no host synchronisation."""
-        ema = self.decay * self.nnz_ema + (1.0 - self.decay) * mean_nnz
+    def _update_controller(self, stats: Tensor) -> None:
+        """Eq. 9 and 10: in-place tensor updates of the buffers, no host synchronisation.
+
+        ``stats`` = [non-zero entries, instances] of this step; a step without instances (an
+        empty batch on every rank) leaves α and ḡ unchanged.
+        """
+        seen = stats[1] > 0
+        mean_nnz = stats[0].to(self.nnz_ema.dtype) / stats[1].clamp_min(1)
+        ema = torch.where(seen, self.decay * self.nnz_ema + (1.0 - self.decay) * mean_nnz, self.nnz_ema)
         self.nnz_ema.copy_(ema)
         delta = torch.where(ema <= self.target_nnz, self.step, -self.step)
-        self.alpha.copy_((self.alpha + delta).clamp_min(0.0))
+        self.alpha.copy_(torch.where(seen, (self.alpha + delta).clamp_min(0.0), self.alpha))
 
     def _extra_repr_parts(self) -> list[str]:
         return [
