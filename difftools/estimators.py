@@ -93,7 +93,9 @@ class FiniteDifference(PerturbAndMAP):
         shift = lam * grad_f
         if self.central:
             # Both ends of the difference in one tensor and one solver call: [2S, *batch, *event].
-            sign = shift.new_tensor([1.0, -1.0]).view(2, *([1] * shift.dim()))
+            # [+1, -1] made on the device (new_tensor would copy from the host and synchronise).
+            sign = shift.new_ones((2,) + (1,) * shift.dim())
+            sign[1].neg_()
             ends = self._map(torch.addcmul(target, sign, shift).flatten(0, 1), context, 2 * samples)
             diff = ends[:samples] - ends[samples:]
             scale = 2 * lam
@@ -133,7 +135,7 @@ class IMLE(FiniteDifference):
         self.lam = float(lam)
 
     def _step(self, theta: Tensor, grad_f: Tensor) -> Tensor:
-        return theta.new_tensor(self.lam)
+        return theta.new_full((), self.lam)  # a fill on θ's device: no host-to-device copy
 
     def _extra_repr_parts(self) -> list[str]:
         return [f"lam={self.lam:g}"] + super()._extra_repr_parts()
@@ -222,7 +224,7 @@ class AIMLE(FiniteDifference):
         # [non-zeros, instances] as exact integers (a half-precision sum would round), in ONE tensor
         # so that a single all-reduce gives every rank the statistics of the global batch.
         instances = math.prod(diff.shape[: diff.dim() - self.solver.event_dim])
-        stats = torch.stack([torch.count_nonzero(diff), diff.new_tensor(instances, dtype=torch.int64)])
+        stats = torch.stack([torch.count_nonzero(diff), diff.new_full((), instances, dtype=torch.int64)])
         if self.sync and dist.is_available() and dist.is_initialized():
             # Runs inside backward, like SyncBatchNorm's collectives: every rank must backpropagate
             # through the layer equally often (as DDP itself requires).
