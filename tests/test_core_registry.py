@@ -10,15 +10,8 @@ import pytest
 import torch
 
 import difftools as dt
-from difftools import registry
 
-
-@pytest.fixture(autouse=True)
-def clean_registry():
-    saved = dict(registry._registry)
-    yield
-    registry._registry.clear()
-    registry._registry.update(saved)
+pytestmark = pytest.mark.usefixtures("clean_registry")
 
 
 def test_register_call_and_get():

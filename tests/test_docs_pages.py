@@ -5,16 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from difftools import registry
 from tests.markdown import python_blocks, run_blocks
 
-
-@pytest.fixture(autouse=True)
-def clean_registry():
-    saved = dict(registry._registry)
-    yield
-    registry._registry.clear()
-    registry._registry.update(saved)
+pytestmark = pytest.mark.usefixtures("clean_registry")
 
 
 def test_getting_started_runs():

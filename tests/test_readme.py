@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from difftools import registry
 from tests.markdown import python_blocks, run_blocks
 
-
-@pytest.fixture(autouse=True)
-def clean_registry():
-    saved = dict(registry._registry)
-    yield
-    registry._registry.clear()
-    registry._registry.update(saved)
+pytestmark = pytest.mark.usefixtures("clean_registry")
 
 
 def test_readme_quick_start_runs_and_learns():
