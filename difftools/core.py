@@ -36,12 +36,14 @@ class _PerturbAndMAPFunction(torch.autograd.Function):
         theta, estimator, context = inputs
         ctx.estimator, ctx.context = estimator, context
         ctx.mark_non_differentiable(*output[1:])
+        # The state outputs never receive gradients: don't let autograd fill zeros for them.
+        ctx.set_materialize_grads(False)
         ctx.save_for_backward(theta, *output)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: Tensor, *_state_grads: Any) -> tuple[Tensor | None, None, None]:
-        if not ctx.needs_input_grad[0]:
+        if grad_out is None or not ctx.needs_input_grad[0]:  # the output was not used by the loss
             return None, None, None
         theta, out, *state = ctx.saved_tensors
         grad = ctx.estimator._backward_impl(theta, out, tuple(state), grad_out, ctx.context)

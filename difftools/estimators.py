@@ -92,11 +92,12 @@ class FiniteDifference(PerturbAndMAP):
         lam = self._step(theta, grad_f)  # [S or 1, *batch, 1...] broadcastable over samples and event
         shift = lam * grad_f
         if self.central:
-            # Both ends of the difference in one tensor and one solver call: [2S, *batch, *event].
-            # [+1, -1] made on the device (new_tensor would copy from the host and synchronise).
-            sign = shift.new_ones((2,) + (1,) * shift.dim())
-            sign[1].neg_()
-            ends = self._map(torch.addcmul(target, sign, shift).flatten(0, 1), context, 2 * samples)
+            # Both ends of the difference in one tensor and one solver call: [2S, *batch, *event],
+            # written in place (no concatenation copy).
+            points = shift.new_empty((2 * samples, *shift.shape[1:]))
+            torch.add(target, shift, out=points[:samples])
+            torch.sub(target, shift, out=points[samples:])
+            ends = self._map(points, context, 2 * samples)
             diff = ends[:samples] - ends[samples:]
             scale = 2 * lam
         else:
