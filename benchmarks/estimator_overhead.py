@@ -9,14 +9,13 @@ The ratio library / hand-written tells what the library's plumbing costs (1.0 = 
     python -m benchmarks.estimator_overhead --device cuda
     python -m benchmarks.estimator_overhead --quick       # fewer repeats
 
-Times are medians over interleaved rounds (library and baseline alternate, so both see the
-same machine load).
+Times are the best of interleaved rounds (library and baseline alternate, so both see the
+same machine load; the best round is the one least disturbed by other processes).
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch
@@ -87,7 +86,7 @@ def measure(batch: int, n: int, k: int, samples: int, device: str, rounds: int, 
                 fn()
             _sync(device)
             times[name].append((time.perf_counter() - start) / inner)
-    lib, base = statistics.median(times["library"]), statistics.median(times["baseline"])
+    lib, base = min(times["library"]), min(times["baseline"])
     return {"library_ms": 1e3 * lib, "baseline_ms": 1e3 * base, "ratio": lib / base}
 
 
