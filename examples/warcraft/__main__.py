@@ -103,7 +103,10 @@ def _quick(args: argparse.Namespace) -> None:
     config = TrainConfig(
         data_dir=args.data_dir, size=12, method="aimle", epochs=args.epochs, out_dir=args.out_dir, device=args.device
     )
-    print(f"training {config.label} on {QUICK_COUNTS['train']} maps for {config.epochs} epochs (batch {config.batch_size})")
+    print(
+        f"training {config.label} on {QUICK_COUNTS['train']} maps for {config.epochs} epochs "
+        f"(batch {config.batch_size})"
+    )
     train(config)
     result = evaluate_run(args.out_dir, "test", device=args.device)
     print(f"\ntest metrics on {result['maps']} generated 12x12 maps:\n")
@@ -141,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=70)
     p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--milestones", type=int, nargs="*", default=[30, 40], help="epochs where the lr is multiplied by 0.1")
+    p.add_argument(
+        "--milestones", type=int, nargs="*", default=[30, 40], help="epochs where the lr is multiplied by 0.1"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--train-maps", type=int, default=None, help="use only the first N training maps")

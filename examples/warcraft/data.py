@@ -172,7 +172,9 @@ def _load_array(path: Path) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
-        raise ValueError(f"Warcraft data: {path} is not a readable .npy array ({e}); regenerate or re-download it") from e
+        raise ValueError(
+            f"Warcraft data: {path} is not a readable .npy array ({e}); regenerate or re-download it"
+        ) from e
 
 
 def _load_field(directory: Path, split: str, field: str, size: int) -> np.ndarray:
@@ -220,9 +222,9 @@ def load_split(data_dir: str | os.PathLike, size: int, split: str) -> WarcraftSp
         if array.dtype != _FIELDS[field]:
             raise ValueError(f"Warcraft data: {name} has dtype {array.dtype}, expected {np.dtype(_FIELDS[field])}")
         if array.ndim != 4 - (field != "maps") or array.shape[1:] != expected_shapes[field]:
+            expected = ", ".join(map(str, expected_shapes[field]))
             raise ValueError(
-                f"Warcraft data: {name} has shape {array.shape}, expected (N, {', '.join(map(str, expected_shapes[field]))}) "
-                f"for {size}x{size} grids"
+                f"Warcraft data: {name} has shape {array.shape}, expected (N, {expected}) for {size}x{size} grids"
             )
         if len(array) != n:
             raise ValueError(f"Warcraft data: {name} has {len(array)} entries but {split}_maps has {n}")
@@ -239,7 +241,9 @@ def load_split(data_dir: str | os.PathLike, size: int, split: str) -> WarcraftSp
     if unique_file.exists():
         unique = np.asarray(_load_array(unique_file))
         if unique.shape != (n,) or unique.dtype != np.bool_:
-            raise ValueError(f"Warcraft data: {unique_file.name} has shape {unique.shape} {unique.dtype}, expected ({n},) bool")
+            raise ValueError(
+                f"Warcraft data: {unique_file.name} has shape {unique.shape} {unique.dtype}, expected ({n},) bool"
+            )
     return WarcraftSplit(arrays["maps"], arrays["vertex_weights"], paths, unique)
 
 

@@ -38,7 +38,9 @@ def _check(name: str, *masks: Tensor) -> None:
     shape = masks[0].shape
     for m in masks:
         if m.dim() != 3 or m.shape != shape:
-            raise ValueError(f"{name}: expected tensors of the same shape [N, K, K], got {[tuple(x.shape) for x in masks]}")
+            raise ValueError(
+                f"{name}: expected tensors of the same shape [N, K, K], got {[tuple(x.shape) for x in masks]}"
+            )
 
 
 def path_cost(mask: Tensor, weights: Tensor) -> Tensor:

@@ -8,10 +8,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from examples.warcraft.terrain import CELL_PIXELS  # noqa: E402
+from examples.warcraft.terrain import CELL_PIXELS
 
 __all__ = ["plot_paths", "plot_costs", "plot_learning_curves"]
 

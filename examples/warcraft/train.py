@@ -104,7 +104,13 @@ class TrainConfig:
     @property
     def label(self) -> str:
         """Human-readable method name, e.g. ``AIMLE (central)``."""
-        names = {"aimle": "AIMLE", "imle": "I-MLE", "blackbox": "Blackbox", "perturbed-fy": "Perturbed + FY", "spo+": "SPO+"}
+        names = {
+            "aimle": "AIMLE",
+            "imle": "I-MLE",
+            "blackbox": "Blackbox",
+            "perturbed-fy": "Perturbed + FY",
+            "spo+": "SPO+",
+        }
         return names[self.method] + (f" ({self.difference})" if self.difference else "")
 
 
@@ -261,7 +267,9 @@ def load_checkpoint(run_dir: str | os.PathLike, map_location: str | torch.device
     """The run's checkpoint, loaded with ``weights_only=True``."""
     path = Path(run_dir) / CHECKPOINT
     if not path.exists():
-        raise FileNotFoundError(f"no checkpoint {path}; train first with `python -m examples.warcraft train --out-dir {run_dir}`")
+        raise FileNotFoundError(
+            f"no checkpoint {path}; train first with `python -m examples.warcraft train --out-dir {run_dir}`"
+        )
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
@@ -276,7 +284,9 @@ def _distributed(config: TrainConfig) -> tuple[int, int, torch.device]:
     if not config.ddp:
         return 0, 1, device
     if "RANK" not in os.environ:
-        raise RuntimeError("--ddp needs the torchrun launcher, e.g. `torchrun --nproc-per-node 2 -m examples.warcraft train --ddp`")
+        raise RuntimeError(
+            "--ddp needs the torchrun launcher, e.g. `torchrun --nproc-per-node 2 -m examples.warcraft train --ddp`"
+        )
     backend = "nccl" if device.type == "cuda" else "gloo"
     dist.init_process_group(backend)
     if device.type == "cuda":
@@ -349,7 +359,9 @@ def _train(config: TrainConfig, checkpoint: dict | None, out: Path, rank: int, w
         solver.seconds = 0.0
         started = time.perf_counter()
         total, seen = 0.0, 0
-        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not (lead and config.progress))
+        bar = tqdm(
+            range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not (lead and config.progress)
+        )
         for step in bar:
             batch = train_maps.batch(order[step * local_batch : (step + 1) * local_batch], device)
             loss = loss_fn(net(batch["images"]), batch)
@@ -436,7 +448,9 @@ def run_predictions(
     return checkpoint, split_data, maps, costs, paths
 
 
-def evaluate_run(run_dir: str | os.PathLike, split: str = "test", data_dir: str | None = None, device: str = "cpu") -> dict:
+def evaluate_run(
+    run_dir: str | os.PathLike, split: str = "test", data_dir: str | None = None, device: str = "cpu"
+) -> dict:
     """All metrics of a trained run on ``split``; also written to ``<run_dir>/<split>_metrics.json``."""
     checkpoint, split_data, maps, _, paths = run_predictions(run_dir, split, data_dir, device)
     result = {
@@ -463,4 +477,3 @@ def format_table(rows: list[dict]) -> str:
             f"{100 * r['valid_path']:.1f}% | {r['regret']:.4f} | {100 * r['hamming_accuracy']:.1f}% |"
         )
     return "\n".join(lines)
-
