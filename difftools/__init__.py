@@ -1,12 +1,13 @@
 """difftools: differentiable combinatorial solvers via perturb-and-MAP (AIMLE and its family).
 
 Public API: the solver protocol (:func:`solver`, :class:`BlackBoxSolver`, :class:`PerInstance`),
-the registry, noise distributions and the estimators. Built-in solvers live in the separate
-``solvers`` package and are loaded lazily by name.
+the registry, noise distributions, the estimators and the losses built on them. Built-in solvers
+live in the separate ``solvers`` package and are loaded lazily by name.
 """
 
 from difftools.errors import SolverError
-from difftools.estimators import AIMLE, IMLE
+from difftools.estimators import AIMLE, IMLE, STE, Blackbox, Perturbed, ScoreFunction
+from difftools.losses import FenchelYoungLoss, SPOPlusLoss, hamming_loss, regret
 from difftools.noise import Gumbel, Noise, Normal, SumOfGamma
 from difftools.protocol import BlackBoxSolver, FunctionSolver, PerInstance, solver
 from difftools.registry import get_solver, list_solvers, register_solver
@@ -16,6 +17,12 @@ __version__ = "0.1.0"
 __all__ = [
     "AIMLE",
     "IMLE",
+    "STE",
+    "Blackbox",
+    "FenchelYoungLoss",
+    "Perturbed",
+    "SPOPlusLoss",
+    "ScoreFunction",
     "BlackBoxSolver",
     "FunctionSolver",
     "Gumbel",
@@ -25,7 +32,9 @@ __all__ = [
     "SolverError",
     "SumOfGamma",
     "get_solver",
+    "hamming_loss",
     "list_solvers",
+    "regret",
     "register_solver",
     "solver",
 ]

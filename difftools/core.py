@@ -20,7 +20,7 @@ from difftools.noise import Noise
 from difftools.protocol import PerInstance
 from difftools.registry import resolve_solver
 
-__all__ = ["PerturbAndMAP"]
+__all__ = ["PerturbAndMAP", "max_form", "event_sum"]
 
 
 class _PerturbAndMAPFunction(torch.autograd.Function):
@@ -51,9 +51,10 @@ class _PerturbAndMAPFunction(torch.autograd.Function):
 class PerturbAndMAP(nn.Module):
     """Base of all estimators: a solver, optional noise and samples, and one autograd Function.
 
-    Subclasses implement ``_forward_impl(theta, context) -> (out, state)`` and
-    ``_backward_impl(theta, out, state, grad_out, context) -> grad_theta`` in max form; θ here is
-    already the max-form parameter. Helpers :meth:`_sample_noise` and :meth:`_map` do the rest.
+    Subclasses implement ``_backward_impl(theta, out, state, grad_out, context) -> grad_theta`` and,
+    when they return something other than the perturbed solutions, ``_forward_impl(theta, context)
+    -> (out, state)``, in max form; θ here is already the max-form parameter. Helpers
+    :meth:`_perturb_and_map`, :meth:`_sample_noise` and :meth:`_map` do the rest.
     """
 
     def __init__(
@@ -92,8 +93,7 @@ class PerturbAndMAP(nn.Module):
         Returns ``[*batch, *event]`` with ``samples=None`` and ``[S, *batch, *event]`` otherwise.
         """
         self._validate(theta)
-        theta_max = -theta if self.solver.sense == "min" else theta
-        out = _PerturbAndMAPFunction.apply(theta_max, self, context)[0]
+        out = _PerturbAndMAPFunction.apply(max_form(theta, self.solver.sense), self, context)[0]
         return out if self.samples is not None or not self._returns_samples else out.squeeze(0)
 
     # Whether the forward output has a leading sample dimension (False: a mean, as in Perturbed).
@@ -117,20 +117,20 @@ class PerturbAndMAP(nn.Module):
         return []
 
     # ----------------------------------------------------------------------------- helpers
-    def _validate(self, theta: Tensor) -> None:
+    def _validate(self, theta: Tensor, arg: str = "θ") -> None:
         name = type(self).__name__
         if not isinstance(theta, Tensor):
-            raise TypeError(f"{name}: θ must be a torch.Tensor, got {type(theta).__name__}")
+            raise TypeError(f"{name}: {arg} must be a torch.Tensor, got {type(theta).__name__}")
         if not theta.dtype.is_floating_point:
-            raise TypeError(f"{name}: θ must have a floating-point dtype, got {theta.dtype}")
+            raise TypeError(f"{name}: {arg} must have a floating-point dtype, got {theta.dtype}")
         if theta.dim() < self.solver.event_dim:
             raise ValueError(
-                f"{name}: θ has shape {tuple(theta.shape)} but the solver needs at least "
+                f"{name}: {arg} has shape {tuple(theta.shape)} but the solver needs at least "
                 f"event_dim={self.solver.event_dim} trailing dims for one instance"
             )
         # On CUDA this check synchronises with the host; check_finite=False removes it.
         if self.check_finite and not bool(torch.isfinite(theta).all()):
-            raise ValueError(f"{name}: θ contains NaN or Inf; check the upstream model (or its inputs)")
+            raise ValueError(f"{name}: {arg} contains NaN or Inf; check the upstream model (or its inputs)")
 
     def _num_samples(self) -> int:
         return 1 if self.samples is None else self.samples
@@ -154,9 +154,14 @@ class PerturbAndMAP(nn.Module):
         Per-instance context given for ``[*batch]`` is laid out for the leading sample dim.
         """
         ctx = {k: v.expand_samples(samples) if isinstance(v, PerInstance) else v for k, v in context.items()}
-        if self.solver.sense == "min":
-            return self.solver(-theta, **ctx)
-        return self.solver(theta, **ctx)
+        # max_form is its own inverse: it turns the max-form parameter back into the solver's own.
+        return self.solver(max_form(theta, self.solver.sense), **ctx)
+
+    def _perturb_and_map(self, theta: Tensor, context: dict) -> tuple[Tensor, Tensor]:
+        """Noise ε and solutions ``z = MAP(θ + τ ε)``, both ``[S, *batch, *event]``, in one solver call."""
+        samples = self._num_samples()
+        eps = self._sample_noise(theta, samples)
+        return eps, self._map(theta + self.noise_temperature * eps, context, samples)
 
     def _check_grad(self, grad_out: Tensor) -> None:
         if self.check_finite and not bool(torch.isfinite(grad_out).all()):
@@ -167,7 +172,9 @@ class PerturbAndMAP(nn.Module):
 
     # ----------------------------------------------------------------------------- subclass API
     def _forward_impl(self, theta: Tensor, context: dict) -> tuple[Tensor, tuple[Tensor, ...]]:
-        raise NotImplementedError
+        """Default forward: the perturbed solutions ``z``, keeping the noise ε for the backward."""
+        eps, z = self._perturb_and_map(theta, context)
+        return z, (eps,)
 
     def _backward_impl(
         self, theta: Tensor, out: Tensor, state: tuple[Tensor, ...], grad_out: Tensor, context: dict
@@ -178,6 +185,18 @@ class PerturbAndMAP(nn.Module):
 def _solver_repr(solver: Any) -> str:
     r = repr(solver)
     return r if len(r) <= 80 else r[:77] + "..."
+
+
+def max_form(theta: Tensor, sense: str) -> Tensor:
+    """θ as the parameter of a maximisation: −θ for a ``"min"`` solver (the one place signs flip)."""
+    return -theta if sense == "min" else theta
+
+
+def event_sum(x: Tensor, event_dim: int) -> Tensor:
+    """Sum over the trailing ``event_dim`` dims (one value per instance; ``x`` itself for event_dim 0)."""
+    if event_dim == 0:
+        return x
+    return x.sum(dim=tuple(range(x.dim() - event_dim, x.dim())))
 
 
 def event_norm(x: Tensor, event_dim: int) -> Tensor:

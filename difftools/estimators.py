@@ -1,8 +1,12 @@
-"""Finite-difference perturb-and-MAP estimators: AIMLE (adaptive λ) and I-MLE (fixed λ).
+"""The estimators, all presets or small siblings of the one perturb-and-MAP core.
 
-Both are presets of :class:`FiniteDifference`, which differs from the shared core only in its
-backward: a forward or central difference of MAP states along the downstream gradient, with a
-step λ chosen by the subclass.
+* Finite differences of MAP states along the downstream gradient (:class:`FiniteDifference`):
+  :class:`AIMLE` (adaptive λ), :class:`IMLE` (fixed λ) and :class:`Blackbox` (no noise).
+* Score-function estimators over the perturbation density: :class:`ScoreFunction` (one output per
+  sample) and :class:`Perturbed` (the Monte-Carlo mean, Berthet et al. 2020).
+* :class:`STE`: straight-through, the identity backward.
+
+Losses built on these live in :mod:`difftools.losses`.
 """
 
 from __future__ import annotations
@@ -14,10 +18,10 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from difftools.core import PerturbAndMAP, count_nonzero_per_instance, event_norm
-from difftools.noise import Gumbel, Noise
+from difftools.core import PerturbAndMAP, _solver_repr, count_nonzero_per_instance, event_norm, event_sum
+from difftools.noise import Gumbel, Noise, Normal
 
-__all__ = ["FiniteDifference", "IMLE", "AIMLE"]
+__all__ = ["FiniteDifference", "IMLE", "AIMLE", "Blackbox", "STE", "ScoreFunction", "Perturbed"]
 
 _DEFAULT = object()
 
@@ -70,12 +74,6 @@ class FiniteDifference(PerturbAndMAP):
             None if target_noise_temperature is None else float(target_noise_temperature)
         )
 
-    def _forward_impl(self, theta: Tensor, context: dict) -> tuple[Tensor, tuple[Tensor, ...]]:
-        samples = self._num_samples()
-        eps = self._sample_noise(theta, samples)
-        z = self._map(theta + self.noise_temperature * eps, context, samples)
-        return z, (eps,)
-
     def _backward_impl(self, theta, out, state, grad_out, context):
         (eps,) = state
         self._check_grad(grad_out)
@@ -121,7 +119,7 @@ class IMLE(FiniteDifference):
     def __init__(self, solver: Any, *, lam: float = 10.0, **kwargs: Any):
         super().__init__(solver, **kwargs)
         if not (isinstance(lam, (int, float)) and math.isfinite(lam) and lam > 0):
-            raise ValueError(f"IMLE: lam must be a finite number > 0, got {lam!r}")
+            raise ValueError(f"{type(self).__name__}: lam must be a finite number > 0, got {lam!r}")
         self.lam = float(lam)
 
     def _step(self, theta: Tensor, grad_f: Tensor) -> Tensor:
@@ -227,3 +225,199 @@ class AIMLE(FiniteDifference):
             f"step={self.step:g}",
             f"decay={self.decay:g}",
         ] + super()._extra_repr_parts()
+
+
+class Blackbox(IMLE):
+    """Blackbox differentiation of combinatorial solvers (Vlastelica et al., ICLR 2020).
+
+    No noise; the backward makes one extra solver call on the parameters moved against the
+    downstream gradient and divides the change of solution by λ. In max form::
+
+        g = (MAP(θ) − MAP(θ − λ ∇f)) / λ
+
+    which for a ``"min"`` solver with costs w is the paper's ``∇_w f_λ = −(y(w) − y(w + λ ∇f)) / λ``
+    (the core flips the sign, once). It is :class:`IMLE` with no noise and the forward difference:
+    the gradient of a piecewise-linear interpolation of f∘MAP whose width λ trades informativeness
+    (large λ) against faithfulness to f (small λ). Two solver calls per step; deterministic.
+    """
+
+    def __init__(self, solver: Any, *, lam: float = 20.0, check_finite: bool = True):
+        super().__init__(solver, lam=lam, noise=None, central=False, check_finite=check_finite)
+
+    def extra_repr(self) -> str:
+        return f"solver={_solver_repr(self.solver)}, lam={self.lam:g}"
+
+
+class STE(PerturbAndMAP):
+    """Straight-through estimator: MAP forward (optionally perturbed), identity backward.
+
+    Forward: ``z_s = MAP(θ + τ ε_s)`` with τ = ``noise_temperature`` (no noise by default, so
+    ``z = MAP(θ)``). Backward: the solver is treated as the identity in max form, so the gradient
+    for θ is the downstream gradient, averaged over samples as in :class:`FiniteDifference`
+    (``(1/S) Σ_s S·dy_s = Σ_s dy_s``). For a ``"min"`` solver the solution falls as costs rise, so
+    the gradient for the costs is −dy: the "negative identity" of Sahoo et al. (ICLR 2023).
+    Straight-through after Bengio, Léonard & Courville (2013). One solver call per step and no
+    hyper-parameter, but biased: it ignores the solver entirely in the backward.
+    """
+
+    def __init__(
+        self,
+        solver: Any,
+        *,
+        noise: Noise | None = None,
+        noise_temperature: float = 1.0,
+        samples: int | None = None,
+        generator: torch.Generator | None = None,
+        check_finite: bool = True,
+    ):
+        super().__init__(
+            solver,
+            samples=samples,
+            noise=noise,
+            noise_temperature=noise_temperature,
+            generator=generator,
+            check_finite=check_finite,
+        )
+
+    def _backward_impl(self, theta, out, state, grad_out, context):
+        self._check_grad(grad_out)
+        return grad_out.sum(0)
+
+
+class ScoreFunction(PerturbAndMAP):
+    """REINFORCE over the perturbation density (Williams 1992); works for any solver.
+
+    Forward: ``z_s = MAP(θ + σ ε_s)`` with ε_s ~ ν i.i.d. (``noise``); the output is
+    ``[S, *batch, *event]``. The solver is never differentiated, only ν's score ∇log ν is used:
+    with ``u = θ + σε`` as the random variable, whose density ``ν((u − θ)/σ)/σᵈ`` carries all
+    the dependence on θ,
+
+        ∇_θ E[f(MAP(θ + σε))] = E[ f(MAP(θ + σε)) · (−∇log ν(ε)) ] / σ.
+
+    **Which f.** A layer does not see f, only the downstream gradient ``dy_s`` of each sample, so
+    the value of sample s is taken as ``f_s = S·⟨dy_s, z_s⟩`` (the loss is expected to average over
+    samples; see :class:`FiniteDifference`). This equals f(z_s) up to a constant, and the estimator
+    is unbiased, whenever f is affine in z (regrets, linear objectives, :func:`~difftools.losses.hamming_loss`)
+    and for ``‖z − y‖²`` when every solution is 0/1 with the same number of ones (argmax, top-k,
+    spanning trees). For other f it is the score-function gradient of f linearised at each sample.
+
+    **Baseline.** With ``baseline=True`` and S ≥ 2 each f_s is reduced by the mean of the other
+    samples' values (the leave-one-out baseline of Kool, van Hoof & Welling 2019), which is
+    independent of ε_s and so keeps the estimate unbiased while removing most of its variance.
+    With a single sample there is nothing to leave out and no baseline is used.
+
+    The gradient returned is ``(1/S) Σ_s (f_s − b_s) · (−∇log ν(ε_s)) / σ``. One solver call per
+    step; unbiased (for the f above) but with variance that grows as σ shrinks.
+    """
+
+    def __init__(
+        self,
+        solver: Any,
+        *,
+        sigma: float = 1.0,
+        samples: int | None = 1,
+        noise: Noise = _DEFAULT,  # type: ignore[assignment]
+        baseline: bool = True,
+        generator: torch.Generator | None = None,
+        check_finite: bool = True,
+    ):
+        name = type(self).__name__
+        if isinstance(sigma, bool) or not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
+            raise ValueError(f"{name}: sigma must be a finite number > 0, got {sigma!r}")
+        super().__init__(
+            solver,
+            samples=samples,
+            noise=Gumbel() if noise is _DEFAULT else noise,
+            noise_temperature=sigma,
+            generator=generator,
+            check_finite=check_finite,
+        )
+        if self.noise is None:
+            raise TypeError(
+                f"{name}: noise must be a distribution with a closed-form score (Gumbel(), Normal()), got None"
+            )
+        try:
+            self.noise.score(torch.zeros(1))
+        except NotImplementedError:
+            raise TypeError(
+                f"{name}: noise {self.noise!r} has no closed-form score; use Gumbel() or Normal()"
+            ) from None
+        self.baseline = bool(baseline)
+
+    @property
+    def sigma(self) -> float:
+        """The perturbation scale σ."""
+        return self.noise_temperature
+
+    def _backward_impl(self, theta, out, state, grad_out, context):
+        (eps,) = state
+        self._check_grad(grad_out)
+        return self._score_gradient(out, eps, grad_out)
+
+    def _score_gradient(self, z: Tensor, eps: Tensor, dy: Tensor) -> Tensor:
+        """``Σ_s (⟨dy_s, z_s⟩ − b_s) · (−∇log ν(ε_s)) / σ`` for ``z``, ``eps`` ``[S, *batch, *event]``.
+
+        ``dy_s`` already carries the 1/S of the sample average, so ``⟨dy_s, z_s⟩ = f_s / S``.
+        """
+        samples = eps.shape[0]
+        event_dim = self.solver.event_dim
+        value = event_sum(dy * z, event_dim)  # [S, *batch]
+        if self.baseline and samples > 1:
+            value = value - (value.sum(0, keepdim=True) - value) / (samples - 1)
+        weight = value.reshape(*value.shape, *(1,) * event_dim)
+        return (weight * -self.noise.score(eps)).sum(0) / self.noise_temperature
+
+    def extra_repr(self) -> str:
+        return (
+            f"solver={_solver_repr(self.solver)}, sigma={self.sigma:g}, samples={self.samples}, "
+            f"noise={self.noise!r}, baseline={self.baseline}"
+        )
+
+
+class Perturbed(ScoreFunction):
+    """Perturbed optimizer (Berthet et al., NeurIPS 2020): the smoothed map ŷ_σ(θ) = E[MAP(θ + σZ)].
+
+    Forward: the Monte-Carlo mean ``(1/S) Σ_s MAP(θ + σ Z_s)``, shape ``[*batch, *event]`` (no
+    sample dimension). Backward: the Jacobian of ŷ_σ from the perturbation's score,
+
+        J ŷ_σ(θ) = E[ MAP(θ + σZ) (−∇log ν(Z))ᵀ ] / σ      (= E[MAP(θ + σZ) Zᵀ] / σ for Gaussian Z),
+
+    estimated with the same samples as the forward, i.e. a :class:`ScoreFunction` whose output is
+    the sample mean. ``baseline=True`` (needs samples ≥ 2 to act) subtracts the leave-one-out mean
+    as a control variate. With Gumbel noise on ``argmax``, ŷ_σ(θ) = softmax(θ/σ). Pair it with
+    :class:`~difftools.losses.FenchelYoungLoss` to train without any backward through the solver.
+    One solver call per step; no extra call in the backward.
+    """
+
+    _returns_samples = False
+
+    def __init__(
+        self,
+        solver: Any,
+        *,
+        sigma: float = 1.0,
+        samples: int | None = 1,
+        noise: Noise = _DEFAULT,  # type: ignore[assignment]
+        baseline: bool = False,
+        generator: torch.Generator | None = None,
+        check_finite: bool = True,
+    ):
+        super().__init__(
+            solver,
+            sigma=sigma,
+            samples=samples,
+            noise=Normal() if noise is _DEFAULT else noise,
+            baseline=baseline,
+            generator=generator,
+            check_finite=check_finite,
+        )
+
+    def _forward_impl(self, theta: Tensor, context: dict) -> tuple[Tensor, tuple[Tensor, ...]]:
+        eps, z = self._perturb_and_map(theta, context)
+        return z.mean(0), (eps, z)
+
+    def _backward_impl(self, theta, out, state, grad_out, context):
+        eps, z = state
+        self._check_grad(grad_out)
+        # The mean's gradient reaches each sample divided by S.
+        return self._score_gradient(z, eps, grad_out / eps.shape[0])

@@ -1,0 +1,136 @@
+"""Shared fixtures of the estimator tests: example inputs per built-in solver, tiny exact solvers."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import difftools
+
+
+class Flipped:
+    """The same oracle in the opposite sense: ``Flipped(s)(θ) = s(−θ)`` (argmax ⟷ argmin)."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        self.sense = "min" if inner.sense == "max" else "max"
+        self.event_dim = inner.event_dim
+
+    def __call__(self, theta: torch.Tensor, /, **context: Any) -> torch.Tensor:
+        return self.inner(-theta, **context)
+
+    def __repr__(self) -> str:
+        return f"Flipped({self.inner!r})"
+
+
+# A 4-node DAG s=0, a=1, b=2, t=3 with edges (in θ order) s→a, s→b, a→t, b→t, a→b and its three s–t paths.
+DAG_EDGES = ((0, 1), (0, 2), (1, 3), (2, 3), (1, 2))
+DAG_PATHS = np.array(
+    [
+        [1, 0, 1, 0, 0],  # s-a-t
+        [0, 1, 0, 1, 0],  # s-b-t
+        [1, 0, 0, 1, 1],  # s-a-b-t
+    ],
+    dtype=np.float64,
+)
+
+
+def _dag_shortest_path(costs: np.ndarray) -> np.ndarray:
+    """Brute force: the cheapest of the three s–t paths (edge indicators)."""
+    return DAG_PATHS[int(np.argmin(DAG_PATHS @ costs))].copy()
+
+
+dag_shortest_path = difftools.solver(_dag_shortest_path, sense="min", event_dim=1, name="dag_shortest_path")
+
+
+@dataclass(frozen=True)
+class Example:
+    """How to build a valid input for a registered solver: the module it needs and a factory."""
+
+    module: str
+    make: Callable[[torch.Generator], tuple[Any, torch.Tensor, dict]]
+
+
+def _vector(n: int, positive: bool = False) -> Callable[[torch.Generator], torch.Tensor]:
+    def draw(gen: torch.Generator) -> torch.Tensor:
+        theta = torch.randn(2, n, generator=gen, dtype=torch.float64)
+        return theta.abs() + 0.1 if positive else theta
+
+    return draw
+
+
+def _cvxpy_example(gen: torch.Generator) -> tuple[Any, torch.Tensor, dict]:
+    # Interface assumed from DESIGN.md (a Problem linear in a Parameter θ over a Variable z).
+    import cvxpy as cp
+
+    theta, z = cp.Parameter(4), cp.Variable(4)
+    problem = cp.Problem(cp.Maximize(theta @ z), [z >= 0, z <= 1, cp.sum(z) <= 2])
+    solver = difftools.get_solver("cvxpy", problem=problem, parameter=theta, variable=z)
+    return solver, _vector(4)(gen), {}
+
+
+def _shortest_path_example(gen: torch.Generator) -> tuple[Any, torch.Tensor, dict]:
+    # Interface assumed from DESIGN.md ([*, E] edge weights of a given networkx graph).
+    import networkx as nx
+
+    graph = nx.DiGraph(list(DAG_EDGES))
+    solver = difftools.get_solver("shortest_path", graph=graph, source=0, target=3)
+    return solver, _vector(len(DAG_EDGES), positive=True)(gen), {}
+
+
+def _ilp_example(gen: torch.Generator) -> tuple[Any, torch.Tensor, dict]:
+    # Interface assumed from DESIGN.md (max θᵀz s.t. A z ≤ b over binary z).
+    solver = difftools.get_solver("ilp", A=np.array([[1.0, 1.0, 1.0, 1.0]]), b=np.array([2.0]))
+    return solver, _vector(4)(gen), {}
+
+
+def _simple(name: str, draw: Callable[[torch.Generator], torch.Tensor], **params: Any):
+    return lambda gen: (difftools.get_solver(name, **params), draw(gen), {})
+
+
+def _grid(gen: torch.Generator) -> torch.Tensor:
+    return torch.rand(2, 3, 3, generator=gen, dtype=torch.float64) + 0.1
+
+
+EXAMPLES: dict[str, Example] = {
+    "argmax": Example("solvers.topk", _simple("argmax", _vector(4))),
+    "topk": Example("solvers.topk", _simple("topk", _vector(5), k=2)),
+    "grid_shortest_path": Example("solvers.grid_shortest_path", _simple("grid_shortest_path", _grid)),
+    "spanning_tree": Example("solvers.spanning_tree", _simple("spanning_tree", _vector(6))),
+    "shortest_path": Example("solvers.shortest_path", _shortest_path_example),
+    "assignment": Example(
+        "solvers.assignment",
+        _simple("assignment", lambda gen: torch.randn(2, 3, 3, generator=gen, dtype=torch.float64)),
+    ),
+    "ilp": Example("solvers.ilp", _ilp_example),
+    "cvxpy": Example("solvers.cvxpy", _cvxpy_example),
+}
+
+
+def solver_names() -> list[str]:
+    """Every registered solver name plus every name with an example (those not yet landed skip)."""
+    return sorted(set(difftools.list_solvers()) | set(EXAMPLES))
+
+
+def make_example(name: str, seed: int = 0) -> tuple[Any, torch.Tensor, dict]:
+    """(solver, θ [2, *event], context) for a solver name; skips when it is not available here."""
+    if name not in EXAMPLES:
+        pytest.skip(f"no example input for solver {name!r}; add one to tests/estimators_cases.py")
+    example = EXAMPLES[name]
+    try:
+        importlib.import_module(example.module)
+    except ModuleNotFoundError as e:
+        if e.name is not None and (example.module == e.name or example.module.startswith(e.name + ".")):
+            pytest.skip(f"solver module {example.module} is not on this branch")
+        raise
+    if name not in difftools.list_solvers():
+        pytest.skip(f"solver {name!r} is not registered on this branch")
+    gen = torch.Generator().manual_seed(seed)
+    return example.make(gen)
+
