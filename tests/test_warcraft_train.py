@@ -11,7 +11,6 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-import difftools
 from examples.warcraft.__main__ import main
 from examples.warcraft.train import TrainConfig, build_method, build_solver, hamming_loss, train
 from solvers.grid_shortest_path import dijkstra
@@ -81,11 +80,22 @@ def test_config_names_and_validation():
         main(["train", "--method", "nope"])
 
 
-@pytest.mark.parametrize("method", ["aimle", "aimle-forward", "imle"])
-def test_methods_give_finite_nonzero_gradients(method):
+@pytest.mark.parametrize(
+    ("method", "options"),
+    [
+        ("aimle", {}),
+        ("aimle-forward", {}),
+        ("imle", {}),
+        ("blackbox", {}),
+        ("perturbed-fy", {"sigma": 0.05, "samples": 8}),
+        ("spo+", {}),
+    ],
+)
+def test_every_method_pushes_costs_towards_the_label(method, options):
     """Costs that prefer a detour get a gradient that raises the detour and lowers the labelled diagonal."""
-    config = TrainConfig(method=method, noise="none")
-    layer, loss_fn = build_method(config, difftools.get_solver("grid_shortest_path"), torch.Generator())
+    config = TrainConfig(method=method, noise="none", **options)
+    with build_solver(config) as solver:
+        layer, loss_fn = build_method(config, solver, torch.Generator())
     costs = torch.ones(4, 5, 5)
     detour = (torch.tensor([1, 2, 3, 4, 4, 4]), torch.tensor([0, 0, 0, 1, 2, 3]))
     costs[:, detour[0], detour[1]] = 0.01  # down the first column, then along the bottom row
@@ -93,8 +103,10 @@ def test_methods_give_finite_nonzero_gradients(method):
     label[:, range(5), range(5)] = 1
     if method.startswith("aimle"):
         layer.alpha.fill_(1.0)
+    true_costs = torch.ones(4, 5, 5)  # for SPO+, which is told the true costs: the diagonal is optimal
+    true_costs[:, detour[0], detour[1]] = 1.5
     theta = costs.requires_grad_()
-    loss_fn(theta, {"paths": label}).backward()
+    loss_fn(theta, {"paths": label, "weights": true_costs}).backward()
     grad = theta.grad
     assert torch.isfinite(grad).all()
     # Gradient descent (θ -= lr * grad) must raise detour costs and lower the inner diagonal's.
@@ -112,10 +124,12 @@ def test_hamming_loss_averages_maps_and_samples_and_sums_cells():
 
 def test_dask_executor_solves_with_the_reference_dijkstra():
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=False, host="127.0.0.1", dashboard_address=None
-    ) as cluster:
-        solver = build_solver(TrainConfig(solver_executor="dask", scheduler_address=cluster.scheduler_address))
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, host="127.0.0.1", protocol="tcp", dashboard_address=None
+        ) as cluster,
+        build_solver(TrainConfig(solver_executor="dask", scheduler_address=cluster.scheduler_address)) as solver,
+    ):
         theta = torch.rand(5, 6, 6) + 0.1
         out = solver(theta)
     expected = np.stack([dijkstra(t.numpy()).path for t in theta])

@@ -10,11 +10,13 @@ RNG states are restored. The command line lives in :mod:`examples.warcraft.__mai
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,16 +144,21 @@ def dijkstra_path(weights: np.ndarray) -> np.ndarray:
     return dijkstra(np.maximum(weights, 0.0)).path
 
 
-def build_solver(config: TrainConfig) -> Any:
-    """The registered batched ``"grid_shortest_path"``, or the reference Dijkstra on a dask cluster."""
-    if config.solver_executor == "dask":
-        from distributed import Client
+@contextlib.contextmanager
+def build_solver(config: TrainConfig) -> Iterator[Any]:
+    """The registered batched ``"grid_shortest_path"``, or the reference Dijkstra on a dask cluster.
 
-        client = Client(config.scheduler_address)
-        return difftools.solver(
+    A context manager, so that the dask client is closed when training ends.
+    """
+    if config.solver_executor != "dask":
+        yield difftools.get_solver("grid_shortest_path")
+        return
+    from distributed import Client
+
+    with Client(config.scheduler_address, set_as_default=False) as client:
+        yield difftools.solver(
             dijkstra_path, sense="min", event_dim=2, executor=client.get_executor(), name="dijkstra[dask]"
         )
-    return difftools.get_solver("grid_shortest_path")
 
 
 def _noise(config: TrainConfig) -> difftools.Noise | None:
@@ -161,13 +168,6 @@ def _noise(config: TrainConfig) -> difftools.Noise | None:
         # The shape k is the expected number of active variables: about 1.3 K cells on a path.
         return difftools.SumOfGamma(k=max(1, round(1.3 * config.size)))
     return difftools.Gumbel()
-
-
-def _require(name: str) -> Any:
-    obj = getattr(difftools, name, None)
-    if obj is None:
-        raise RuntimeError(f"this difftools has no {name}; install a version with the estimator family")
-    return obj
 
 
 def build_method(config: TrainConfig, solver: Any, generator: torch.Generator | None) -> tuple[nn.Module, Any]:
@@ -190,23 +190,25 @@ def build_method(config: TrainConfig, solver: Any, generator: torch.Generator | 
             layer = difftools.IMLE(solver, lam=config.lam, **common)
         return layer, lambda theta, batch: hamming_loss(layer(theta), batch["paths"])
     if config.method == "blackbox":
-        layer = _require("Blackbox")(solver, lam=config.lam)
+        layer = difftools.Blackbox(solver, lam=config.lam)
         return layer, lambda theta, batch: hamming_loss(layer(theta), batch["paths"])
     if config.method == "perturbed-fy":
-        perturbed = _require("Perturbed")(solver, sigma=config.sigma, samples=config.samples or 1, generator=generator)
-        fy = _require("FenchelYoungLoss")(perturbed)
-        return fy, lambda theta, batch: fy(theta, batch["paths"]).mean()
-    spo = _require("SPOPlusLoss")(solver)
-    return spo, lambda theta, batch: spo(theta, batch["weights"], batch["paths"]).mean()
+        perturbed = difftools.Perturbed(solver, sigma=config.sigma, samples=config.samples or 1, generator=generator)
+        fy = difftools.FenchelYoungLoss(perturbed)
+        return fy, lambda theta, batch: fy(theta, batch["paths"])
+    # SPO+ needs the true costs; the label is an optimal solution for them.
+    spo = difftools.SPOPlusLoss(solver)
+    return spo, lambda theta, batch: spo(theta, batch["weights"], solution=batch["paths"])
 
 
 def hamming_loss(out: Tensor, target: Tensor) -> Tensor:
     """The papers' Hamming loss: wrong cells summed per map, averaged over maps (and samples).
 
-    ``out`` is ``[*S, B, K, K]``; a leading sample dimension is averaged like the batch.
+    ``out`` is ``[*S, B, K, K]``. This is K² times :func:`difftools.hamming_loss` (which averages
+    over cells); the scale matters because it sets the size of λ·∇f for Blackbox and I-MLE.
     """
-    errors = out * (1.0 - target) + (1.0 - out) * target
-    return errors.reshape(-1, *errors.shape[-2:]).mean(0).sum()
+    cells = out.shape[-1] * out.shape[-2]
+    return cells * difftools.hamming_loss(out, target, event_dim=2)
 
 
 # ------------------------------------------------------------------------------------- data
@@ -308,13 +310,16 @@ def train(config: TrainConfig, resume: bool = False) -> list[dict]:
     if config.batch_size % world:
         raise ValueError(f"batch_size {config.batch_size} must be divisible by the number of processes {world}")
     try:
-        return _train(config, checkpoint, out, rank, world, device)
+        with build_solver(config) as solver:
+            return _train(config, checkpoint, out, rank, world, device, solver)
     finally:
         if config.ddp and dist.is_initialized():
             dist.destroy_process_group()
 
 
-def _train(config: TrainConfig, checkpoint: dict | None, out: Path, rank: int, world: int, device: torch.device):
+def _train(
+    config: TrainConfig, checkpoint: dict | None, out: Path, rank: int, world: int, device: torch.device, solver
+):
     lead = rank == 0
     train_split = load_split(config.data_dir, config.size, "train")
     if checkpoint is None:
@@ -328,7 +333,7 @@ def _train(config: TrainConfig, checkpoint: dict | None, out: Path, rank: int, w
     model = CombResNet18(config.size).to(device)
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
-    solver = TimedSolver(build_solver(config))
+    solver = TimedSolver(solver)
     generator = torch.Generator(device=device)
     layer, loss_fn = build_method(config, solver, generator)
     layer.to(device)
