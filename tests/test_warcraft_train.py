@@ -143,6 +143,7 @@ def _ddp_worker(rank: int, world: int, port: int, config: TrainConfig) -> None:
     train(config)
 
 
+@pytest.mark.slow  # two spawned processes each import torch: tens of seconds on a shared 2-core machine
 def test_ddp_on_two_cpu_processes_logs_once(data_dir, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

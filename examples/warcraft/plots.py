@@ -108,6 +108,6 @@ def plot_learning_curves(history: list[dict], out: str | Path, title: str = "") 
 def _save(fig, out: str | Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
+    fig.savefig(out, dpi=72)
     plt.close(fig)
     return out
