@@ -32,7 +32,9 @@ class BlackBoxSolver(Protocol):
 
     ``sense="max"`` means ``z = argmax_{z in C} <z, theta>``; ``"min"`` means argmin (θ are costs).
     ``event_dim`` trailing dimensions of θ form one instance. Output: same shape, device and
-    dtype as θ, entries in the solver's discrete set.
+    dtype as θ, entries in the solver's discrete set. Context keyword arguments are forwarded on
+    every call; per-instance context (see :class:`PerInstance`) arrives as a plain tensor or
+    sequence whose leading dims match θ's batch dims (the estimators lay it out over samples).
     """
 
     sense: Sense
@@ -76,23 +78,30 @@ class PerInstance:
             return PerInstance(np.broadcast_to(v, (samples, *v.shape)))
         return PerInstance(_Repeated(v, samples))
 
-    def flatten(self, batch_shape: torch.Size, name: str, solver_name: str) -> Any:
-        """The value with its batch dimensions flattened to one, checked against θ's batch."""
+    def check_batch(self, batch_shape: torch.Size, name: str, owner: str) -> None:
+        """Raise ValueError unless the value has one entry per instance of θ's ``batch_shape``."""
         v = self.value
-        n = math.prod(batch_shape)
         if isinstance(v, (Tensor, np.ndarray)):
-            lead = tuple(v.shape[: len(batch_shape)])
-            if lead != tuple(batch_shape):
+            if tuple(v.shape[: len(batch_shape)]) != tuple(batch_shape):
                 raise ValueError(
-                    f"{solver_name}: per-instance context {name!r} has leading shape "
-                    f"{tuple(v.shape)}, expected it to start with θ's batch shape {tuple(batch_shape)}"
+                    f"{owner}: per-instance context {name!r} has shape {tuple(v.shape)}, expected it "
+                    f"to start with θ's batch shape {tuple(batch_shape)}"
                 )
-            return v.reshape(n, *v.shape[len(batch_shape) :])
-        if len(v) != n:
+        elif len(batch_shape) != 1 or len(v) != batch_shape[0]:
             raise ValueError(
-                f"{solver_name}: per-instance context {name!r} has {len(v)} entries, expected one "
-                f"per instance of θ's batch {tuple(batch_shape)} ({n} in all)"
+                f"{owner}: per-instance context {name!r} has {len(v)} entries, expected one per instance "
+                f"of θ's batch {tuple(batch_shape)} (a sequence needs exactly one batch dim; use a tensor "
+                "or array for more)"
             )
+
+    def flatten(self, batch_shape: torch.Size, name: str, owner: str) -> Any:
+        """The value with its batch dimensions flattened to one, checked against θ's batch."""
+        if isinstance(self.value, _Repeated) and len(batch_shape) == 2:
+            batch_shape = torch.Size([batch_shape[0] * batch_shape[1]])  # samples × one batch dim
+        self.check_batch(batch_shape, name, owner)
+        v = self.value
+        if isinstance(v, (Tensor, np.ndarray)):
+            return v.reshape(math.prod(batch_shape), *v.shape[len(batch_shape) :])
         return v
 
     def __repr__(self) -> str:
@@ -169,14 +178,24 @@ def _solve_chunk(fn: Callable, start: int, thetas: list, contexts: list[dict]) -
 
 
 class _Failure:
+    """An instance whose solve raised: its index in the flattened batch and the exception."""
+
     __slots__ = ("index", "error")
 
     def __init__(self, index: int, error: BaseException):
         self.index, self.error = index, error
 
+    def as_solver_error(self, name: str) -> SolverError:
+        if isinstance(self.error, SolverError):
+            return SolverError(self.error.message, solver=self.error.solver or name, index=self.index)
+        return SolverError(f"raised {type(self.error).__name__}: {self.error}", solver=name, index=self.index)
+
 
 class FunctionSolver:
     """A plain function adapted to the :class:`BlackBoxSolver` protocol (see :func:`solver`)."""
+
+    # The estimators pass PerInstance markers through to this adapter (it splits them per instance).
+    accepts_per_instance = True
 
     def __init__(
         self,
@@ -272,11 +291,7 @@ class FunctionSolver:
         outs = []
         for i, r in enumerate(results):
             if isinstance(r, _Failure):
-                if isinstance(r.error, SolverError):
-                    raise SolverError(str(r.error), index=r.index) from r.error
-                raise SolverError(
-                    f"raised {type(r.error).__name__}: {r.error}", solver=self.name, index=r.index
-                ) from r.error
+                raise r.as_solver_error(self.name) from r.error
             outs.append(check_solver_output(r, flat[i], self.name, i))
         if not outs:
             return torch.empty_like(flat)
@@ -287,29 +302,51 @@ class FunctionSolver:
         workers = getattr(self.executor, "_max_workers", None) or 4
         # A few chunks per worker balances load while amortising the per-task overhead.
         size = self.chunksize or max(1, math.ceil(n / (4 * workers)))
-        futures = [
-            self.executor.submit(_solve_chunk, self.fn, s, thetas[s : s + size], contexts[s : s + size])
-            for s in range(0, n, size)
-        ]
+        starts = range(0, n, size)
+        futures: list[concurrent.futures.Future] = []
         results: list = []
-        for start, fut in zip(range(0, n, size), futures):
-            try:
-                chunk = fut.result()
-            except Exception as e:  # a crashed worker process, a lost cluster worker, a pickling error
-                for f in futures:
-                    f.cancel()
-                raise SolverError(
-                    f"executor task for instances {start}..{min(start + size, n) - 1} failed: "
-                    f"{type(e).__name__}: {e}",
-                    solver=self.name,
-                    index=start,
-                ) from e
-            results.extend(chunk)
-            if chunk and isinstance(chunk[-1], _Failure):
-                for f in futures:
-                    f.cancel()
-                break
+        try:
+            for start in starts:
+                try:
+                    futures.append(
+                        self.executor.submit(
+                            _solve_chunk, self.fn, start, thetas[start : start + size], contexts[start : start + size]
+                        )
+                    )
+                except Exception as e:  # a broken or shut-down pool refuses new work
+                    raise SolverError(
+                        f"the executor refused the task for instances {start}..{min(start + size, n) - 1}: "
+                        f"{type(e).__name__}: {e}",
+                        solver=self.name,
+                        index=start,
+                    ) from e
+            for start, fut in zip(starts, futures):
+                try:
+                    chunk = fut.result()
+                # A crashed worker process (BrokenProcessPool), a lost cluster worker, a pickling
+                # error; SystemExit too, so a worker calling sys.exit cannot end the caller.
+                except (Exception, SystemExit) as e:
+                    raise SolverError(
+                        f"executor task for instances {start}..{min(start + size, n) - 1} failed: "
+                        f"{type(e).__name__}: {e}",
+                        solver=self.name,
+                        index=start,
+                    ) from e
+                results.extend(chunk)
+                if chunk and isinstance(chunk[-1], _Failure):
+                    break
+        finally:
+            # After a failure the remaining tasks are useless; cancelling done futures is a no-op.
+            for fut in futures:
+                fut.cancel()
         return results
+
+    def __getstate__(self) -> dict:
+        # An executor holds threads, processes or a cluster connection and cannot be pickled:
+        # a copy unpickled elsewhere (a worker process, a checkpoint) solves sequentially.
+        state = self.__dict__.copy()
+        state["executor"] = None
+        return state
 
 
 def solver(

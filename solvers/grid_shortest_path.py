@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import numbers
 from typing import NamedTuple
 
 import numpy as np
@@ -230,10 +231,10 @@ def _cell(cell: tuple[int, int], name: str) -> tuple[int, int]:
     if (
         not isinstance(cell, (tuple, list))
         or len(cell) != 2
-        or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in cell)
+        or not all(isinstance(i, numbers.Integral) and not isinstance(i, bool) and i >= 0 for i in cell)
     ):
         raise ValueError(f"GridShortestPath: {name} must be a pair of non-negative ints (row, column), got {cell!r}")
-    return (cell[0], cell[1])
+    return (int(cell[0]), int(cell[1]))
 
 
 def _solve_batch(
@@ -298,11 +299,13 @@ def _walk_back(dist: Tensor, settled: Tensor, src: int, tgt: int, offsets: list[
     Each step goes to the neighbour with the smallest (distance, settling sweep, offset order).
     Along such steps the pair (distance, sweep) strictly decreases: a neighbour at equal distance
     (a zero-cost cell) held that distance one sweep before the cell itself did. So the walk is a
-    simple path and ends at the source, the only cell with no smaller neighbour.
+    simple path and ends at the source, the only cell with no smaller neighbour. The cell itself
+    is a candidate too (offset 0): it never wins elsewhere, and at the source (distance minimal,
+    settled in sweep 0) it always wins, so the walk stays there without a per-map test.
     """
     n = dist.shape[0]
     device = dist.device
-    shifts = torch.tensor(offsets, device=device)
+    shifts = torch.tensor([0, *offsets], device=device)
     cur = torch.full((n,), tgt, dtype=torch.long, device=device)
     path = torch.zeros(dist.shape, dtype=torch.bool, device=device)
     path[:, tgt] = True
@@ -311,8 +314,7 @@ def _walk_back(dist: Tensor, settled: Tensor, src: int, tgt: int, offsets: list[
         d = dist.gather(1, around)
         ties = d == d.amin(1, keepdim=True)
         order = settled.gather(1, around).masked_fill_(~ties, torch.inf)
-        nxt = around.gather(1, order.argmin(1, keepdim=True)).squeeze(1)
-        cur = torch.where(cur == src, cur, nxt)
+        cur = around.gather(1, order.argmin(1, keepdim=True)).squeeze(1)
         path.scatter_(1, cur[:, None], True)
         if step % _CHECK_EVERY == 0 and bool((cur == src).all()):
             return path

@@ -41,9 +41,9 @@ def maximum_spanning_parents(weights: Tensor) -> Tensor:
     key = weights[:, 0].clone()
     parent[:, 1:] = 0
     key[:, 0] = -torch.inf
-    # A vertex's key is -inf when it has no edge into the forest, so it can only join as a root.
+    # key: the heaviest edge from each vertex into the forest (-inf: none, so it can only join
+    # as a new root).
     for _ in range(n - 1):
-        # +inf marks vertices already in the forest; -inf marks unreachable ones.
         masked = key.masked_fill(in_tree, -torch.inf)
         best, vertex = masked.max(1)
         # No edge leaves the current tree: start a new tree at the first vertex not yet in the forest.

@@ -156,11 +156,15 @@ def test_registered_and_follows_the_protocol():
     assert torch.equal(graph_solver(torch.tensor([1.0, 2.0, 3.0, 0.0])), torch.tensor([1.0, 1.0, 1.0, 0.0]))
 
 
-def test_learns_edge_weights_through_aimle():
+@pytest.mark.parametrize(
+    "solver",
+    [SpanningTree(), GraphSpanningTree(nx.circulant_graph(8, [1, 2]))],  # K6 (15 edges); 16 edges on 8 vertices
+    ids=["complete", "graph"],
+)
+def test_learns_edge_weights_through_aimle(solver):
     # Recover the trees of fixed instances from the trees alone, Hamming loss on edge indicators.
-    n, batch = 6, 8
-    true_weights = torch.randn(batch, n * (n - 1) // 2, generator=torch.Generator().manual_seed(0))
-    solver = SpanningTree()
+    edges = 15 if isinstance(solver, SpanningTree) else len(solver.edges)
+    true_weights = torch.randn(8, edges, generator=torch.Generator().manual_seed(0))
     targets = solver(true_weights)
     # Not zeros: AIMLE's step scales with the norm of θ, which would stay 0.
     weights = torch.nn.Parameter(torch.randn(true_weights.shape, generator=torch.Generator().manual_seed(2)))

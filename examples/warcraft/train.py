@@ -148,17 +148,13 @@ def dijkstra_path(weights: np.ndarray) -> np.ndarray:
 def build_solver(config: TrainConfig) -> Iterator[Any]:
     """The registered batched ``"grid_shortest_path"``, or the reference Dijkstra on a dask cluster.
 
-    A context manager, so that the dask client is closed when training ends.
+    A context manager, so that the connection to the dask scheduler is closed when training ends.
     """
     if config.solver_executor != "dask":
         yield difftools.get_solver("grid_shortest_path")
         return
-    from distributed import Client
-
-    with Client(config.scheduler_address, set_as_default=False) as client:
-        yield difftools.solver(
-            dijkstra_path, sense="min", event_dim=2, executor=client.get_executor(), name="dijkstra[dask]"
-        )
+    with difftools.dask_executor(config.scheduler_address) as executor:
+        yield difftools.solver(dijkstra_path, sense="min", event_dim=2, executor=executor, name="dijkstra[dask]")
 
 
 def _noise(config: TrainConfig) -> difftools.Noise | None:
