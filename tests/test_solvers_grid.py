@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 import difftools
 from solvers.grid_shortest_path import GridShortestPath, dijkstra, grid_neighbours
+from tests.training import fit_parameters_through_aimle
 
 WARCRAFT_COSTS = [0.8, 1.2, 5.3, 7.7, 9.2]
 
@@ -194,23 +195,9 @@ def test_learns_costs_through_aimle():
     # Learn the cell costs of four fixed maps from their optimal paths alone (Hamming loss).
     rng = np.random.default_rng(0)
     true_costs = torch.tensor(rng.choice(WARCRAFT_COSTS, size=(4, 6, 6)), dtype=torch.float32)
-    solver = GridShortestPath()
-    targets = solver(true_costs)
-    costs = torch.nn.Parameter(torch.full((4, 6, 6), 5.0))
-    # initial_alpha=1 skips the slow warm-up of the adaptive step, which starts at 0.
-    layer = difftools.AIMLE(solver, initial_alpha=1.0, generator=torch.Generator().manual_seed(0))
-    optimiser = torch.optim.Adam([costs], lr=0.3)
-
-    def hamming(paths: torch.Tensor) -> torch.Tensor:
-        return (paths * (1 - targets) + (1 - paths) * targets).mean()
-
-    before = hamming(solver(costs.detach())).item()
-    for _ in range(15):
-        loss = hamming(layer(costs))
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    after = hamming(solver(costs.detach())).item()
+    before, after = fit_parameters_through_aimle(
+        GridShortestPath(), true_costs, torch.full((4, 6, 6), 5.0), steps=15, lr=0.3
+    )
     assert before > 0.1 and after <= before / 4, (before, after)
 
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import difftools
 from solvers.spanning_tree import GraphSpanningTree, SpanningTree
+from tests.training import fit_parameters_through_aimle
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -165,22 +166,9 @@ def test_learns_edge_weights_through_aimle(solver):
     # Recover the trees of fixed instances from the trees alone, Hamming loss on edge indicators.
     edges = 15 if isinstance(solver, SpanningTree) else len(solver.edges)
     true_weights = torch.randn(8, edges, generator=torch.Generator().manual_seed(0))
-    targets = solver(true_weights)
     # Not zeros: AIMLE's step scales with the norm of θ, which would stay 0.
-    weights = torch.nn.Parameter(torch.randn(true_weights.shape, generator=torch.Generator().manual_seed(2)))
-    layer = difftools.AIMLE(solver, initial_alpha=1.0, generator=torch.Generator().manual_seed(1))
-    optimiser = torch.optim.Adam([weights], lr=0.1)
-
-    def hamming(z: torch.Tensor) -> torch.Tensor:
-        return (z * (1 - targets) + (1 - z) * targets).mean()
-
-    before = hamming(solver(weights.detach())).item()
-    for _ in range(40):
-        loss = hamming(layer(weights))
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    after = hamming(solver(weights.detach())).item()
+    initial = torch.randn(true_weights.shape, generator=torch.Generator().manual_seed(2))
+    before, after = fit_parameters_through_aimle(solver, true_weights, initial, steps=40, lr=0.1, seed=1)
     assert before > 0.2 and after <= before / 4, (before, after)
 
 
