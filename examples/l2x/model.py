@@ -1,0 +1,142 @@
+"""L2X: an explainer picks k features (a k-hot mask z = TopK(θ(x))), an approximator predicts y from x ⊙ z.
+
+Discrete methods (AIMLE, IMLE, STE) put a perturb-and-MAP layer over the ``topk`` solver between
+the two networks; the relaxation baselines replace the mask in training by a continuous one:
+L2X's own Gumbel top-k (k concrete samples, element-wise max; Chen et al. 2018) and SoftSub
+(successive softmaxes over Gumbel keys; Xie & Ermon 2019). At test time every method explains
+with the hard mask TopK(θ(x)), and subset precision is |selected ∩ relevant| / k.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from difftools import AIMLE, IMLE, STE, Gumbel, get_solver
+from examples.common import Row
+from examples.l2x.data import Dataset
+
+__all__ = ["Explainer", "Method", "evaluate", "make_selector", "methods", "train"]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One way of training the explainer's subset selection."""
+
+    name: str
+    kind: str  # "aimle", "imle", "ste", "l2x" or "softsub"
+    central: bool = False
+    lam: float | None = None
+    controller: str = "paper"
+
+
+def methods(lambdas: tuple[float, ...] = (1.0, 10.0, 100.0)) -> list[Method]:
+    """AIMLE (forward, central; and central with the fast controller), IMLE over λ, STE, L2X, SoftSub."""
+    out = [Method("AIMLE (forward)", "aimle"), Method("AIMLE (central)", "aimle", True),
+           Method("AIMLE (central, fast)", "aimle", True, controller="fast")]
+    out += [Method(f"IMLE ({d}, λ={lam:g})", "imle", d == "central", lam) for lam in lambdas
+            for d in ("forward", "central")]
+    out += [Method("STE", "ste"), Method("L2X (Gumbel top-k)", "l2x"), Method("SoftSub", "softsub")]
+    return out
+
+
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers[:-1])
+
+
+class _Relaxed(nn.Module):
+    """Continuous k-subset masks ``[1, B, d]`` from Gumbel-perturbed logits, temperature t."""
+
+    def __init__(self, k: int, kind: str, temperature: float, generator: torch.Generator):
+        super().__init__()
+        self.k, self.kind, self.temperature, self.generator = k, kind, temperature, generator
+
+    def forward(self, theta: Tensor) -> Tensor:
+        if self.kind == "l2x":  # k independent concrete samples, element-wise max
+            g = Gumbel().sample((self.k, *theta.shape), generator=self.generator, dtype=theta.dtype)
+            return torch.softmax((theta + g) / self.temperature, -1).amax(0).unsqueeze(0)
+        keys = theta + Gumbel().sample(theta.shape, generator=self.generator, dtype=theta.dtype)
+        mask = torch.zeros_like(theta)
+        for _ in range(self.k):  # SoftSub: each step softly removes what the last one picked
+            pick = torch.softmax(keys / self.temperature, -1)
+            mask = mask + pick
+            keys = keys + torch.log1p(-pick.clamp(max=1 - 1e-6))
+        return mask.unsqueeze(0)
+
+
+def make_selector(method: Method, k: int, generator: torch.Generator, temperature: float) -> nn.Module:
+    """θ ``[B, d]`` -> training mask ``[1, B, d]`` with the method's gradient (Gumbel noise, τ = 1)."""
+    if method.kind in ("l2x", "softsub"):
+        return _Relaxed(k, method.kind, temperature, generator)
+    common = dict(samples=1, noise=Gumbel(), generator=generator)
+    solver = get_solver("topk", k=k)
+    if method.kind == "aimle":
+        return AIMLE(solver, central=method.central, controller=method.controller, **common)
+    if method.kind == "imle":
+        return IMLE(solver, lam=method.lam, central=method.central, **common)
+    if method.kind == "ste":
+        return STE(solver, **common)
+    raise ValueError(f"unknown method kind {method.kind!r}")
+
+
+class Explainer(nn.Module):
+    """Selector logits θ(x) and the approximator's class logits on x ⊙ z (MLPs, hidden 100 and 200)."""
+
+    def __init__(self, dim: int = 10):
+        super().__init__()
+        self.selector = _mlp([dim, 100, 100, dim])
+        self.approximator = _mlp([dim, 200, 200, 2])
+
+
+def _cross_entropy(logits: Tensor, y: Tensor) -> Tensor:
+    return -(y * torch.log_softmax(logits, -1)).sum(-1).mean()
+
+
+@torch.no_grad()
+def evaluate(model: Explainer, data: Dataset) -> dict[str, float]:
+    """Test metrics with the hard mask TopK(θ(x)): subset precision (%), cross-entropy, post-hoc accuracy (%)."""
+    x, y, relevant = (torch.from_numpy(a) for a in (data.x, data.y, data.relevant))
+    z = get_solver("topk", k=data.k)(model.selector(x))
+    logits = model.approximator(x * z)
+    return {
+        "precision": 100.0 * ((z * relevant).sum(-1) / data.k).mean().item(),
+        "cross_entropy": _cross_entropy(logits, y).item(),
+        "accuracy": 100.0 * (logits.argmax(-1) == y.argmax(-1)).float().mean().item(),
+    }
+
+
+def train(
+    method: Method, name: str, splits: tuple[Dataset, Dataset, Dataset], *, epochs: int, seed: int,
+    batch_size: int = 100, lr: float = 1e-3, temperature: float = 0.5, progress: Any = None,
+) -> Row:
+    """Train explainer and approximator jointly (Adam); the row holds validation and test metrics."""
+    torch.manual_seed(seed)
+    train_set, val_set, test_set = splits
+    model = Explainer(train_set.x.shape[1])
+    selector = make_selector(method, train_set.k, torch.Generator().manual_seed(seed + 1), temperature)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    x, y = torch.from_numpy(train_set.x), torch.from_numpy(train_set.y)
+    order = torch.Generator().manual_seed(seed + 2)
+    for _ in range(epochs):
+        for idx in torch.randperm(len(x), generator=order).split(batch_size):
+            mask = selector(model.selector(x[idx]))  # [1, B, d]
+            loss = _cross_entropy(model.approximator(x[idx] * mask), y[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        if progress is not None:
+            progress.update(1)
+    val, test = evaluate(model, val_set), evaluate(model, test_set)
+    row = dict(dataset=name, k=train_set.k, method=method.name, seed=seed, val_cross_entropy=val["cross_entropy"],
+               **{f"test_{m}": v for m, v in test.items()})
+    if isinstance(selector, AIMLE):
+        row["alpha"] = selector.alpha.item()
+    return row
+
+

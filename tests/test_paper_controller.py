@@ -1,0 +1,120 @@
+"""AIMLE's fast λ controller: hand-computed trace, convergence speed, state; the paper's rule untouched."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import difftools as dt
+from examples.synthetic.experiments import steps_to_target
+from examples.synthetic.task import estimate_gradient, make_problem
+from solvers.topk import argmax
+
+identity = dt.solver(lambda t: t.clone(), batched=True, backend="torch", name="identity")
+
+
+def _step(layer, theta, upstream):
+    t = theta.clone().requires_grad_(True)
+    (layer(t) * upstream).sum().backward()
+    return t.grad
+
+
+def test_fast_rule_hand_computed_trace():
+    """Identity oracle: λ > 0 ⇒ all 3 entries differ, so the batch count is 0 (α = 0) or 3."""
+    eta, kappa = 1e-3, dt.AIMLE.FAST_GAIN
+    layer = dt.AIMLE(identity, controller="fast", step=eta, target_nnz=4.0)
+    theta, upstream = torch.randn(2, 3), torch.randn(2, 3)
+    _step(layer, theta, upstream)  # α = 0 ⇒ λ = 0 ⇒ count 0 ⇒ error +1, restart from η
+    assert layer.alpha.item() == pytest.approx(eta * math.exp(kappa))
+    expected = layer.alpha.item()
+    for _ in range(4):  # count 3 < 4 ⇒ error (4 − 3)/4 = 0.25 ⇒ α grows by e^{κ/4} per step
+        _step(layer, theta, upstream)
+        expected *= math.exp(kappa * 0.25)
+        assert layer.alpha.item() == pytest.approx(expected, rel=1e-6)
+
+    layer = dt.AIMLE(identity, controller="fast", initial_alpha=0.3, target_nnz=1.0)
+    _step(layer, theta, upstream)  # count 3 > 1 ⇒ error clipped at −1
+    assert layer.alpha.item() == pytest.approx(0.3 * math.exp(-kappa))
+
+
+def test_fast_rule_with_zero_target_shrinks_alpha_to_the_floor():
+    layer = dt.AIMLE(identity, controller="fast", initial_alpha=0.5, target_nnz=0.0)
+    theta, upstream = torch.randn(2, 3), torch.randn(2, 3)
+    for _ in range(30):
+        _step(layer, theta, upstream)
+    assert layer.alpha.item() <= layer.step
+
+
+def _reference_paper_trace(counts, *, alpha0, ema0, step, decay, target):
+    """Eq. 9 and 10 written out independently, in the buffers' float32."""
+    alpha, ema = torch.tensor(alpha0), torch.tensor(ema0)
+    trace = []
+    for m in counts:
+        ema = decay * ema + (1.0 - decay) * torch.tensor(m)
+        alpha = torch.clamp(alpha + (step if ema <= target else -step), min=0.0)
+        trace.append((alpha.item(), ema.item()))
+    return trace
+
+
+def test_paper_rule_is_untouched_exact_trace():
+    counts = [0.0, 0.0, 2.0, 1.5, 0.25, 1.0, 3.0, 0.0, 1.0, 0.9]
+    for layer in (dt.AIMLE(argmax, step=0.2), dt.AIMLE(argmax, step=0.2, controller="paper")):
+        trace = []
+        for m in counts:
+            layer._update_controller(torch.tensor([m, 1.0]))  # [non-zero count, instances]
+            trace.append((layer.alpha.item(), layer.nnz_ema.item()))
+        assert trace == _reference_paper_trace(counts, alpha0=0.0, ema0=1.0, step=0.2, decay=0.9, target=1.0)
+
+
+def test_default_and_paper_controller_give_identical_runs():
+    """End to end: same seed ⇒ bit-identical α, ḡ and gradients with the default and controller='paper'."""
+    theta, b = make_problem(0, 12)
+    traces = []
+    for kwargs in ({}, {"controller": "paper"}):
+        layer = dt.AIMLE(argmax, samples=20, generator=torch.Generator().manual_seed(5), step=0.05, **kwargs)
+        trace = []
+        for _ in range(25):
+            grad = estimate_gradient(layer, theta, b)
+            trace.append((layer.alpha.clone(), layer.nnz_ema.clone(), grad))
+        traces.append(trace)
+    for (a0, e0, g0), (a1, e1, g1) in zip(*traces):
+        assert torch.equal(a0, a1) and torch.equal(e0, e1) and torch.equal(g0, g1)
+
+
+def _steps_to_target(controller: str, steps: int) -> int | None:
+    theta, b = make_problem(3, 20)
+    layer = dt.AIMLE(argmax, samples=200, controller=controller, generator=torch.Generator().manual_seed(0))
+    counts = []
+    for _ in range(steps):
+        before = layer.nnz_ema.item()
+        estimate_gradient(layer, theta, b)
+        counts.append((layer.nnz_ema.item() - layer.decay * before) / (1 - layer.decay))  # Eq. 9 inverted
+    return steps_to_target(counts, layer.target_nnz)
+
+
+def test_fast_controller_reaches_target_count_in_few_steps_paper_does_not():
+    fast = _steps_to_target("fast", 60)
+    assert fast is not None and fast <= 40
+    assert _steps_to_target("paper", 100) is None  # α ≤ 0.1 after 100 steps of η = 1e-3
+
+
+def test_steps_to_target_uses_a_window_mean():
+    assert steps_to_target([0, 0, 1.0, 1.0], 1.0, window=2) == 4
+    assert steps_to_target([0, 2, 1.05, 0.95], 1.0, window=2) == 2
+    assert steps_to_target([0, 0, 0], 1.0, window=2) is None
+
+
+def test_controller_argument_validation_state_dict_and_repr():
+    with pytest.raises(ValueError, match="controller must be 'paper' or 'fast'"):
+        dt.AIMLE(argmax, controller="momentum")
+    fast, paper = dt.AIMLE(argmax, controller="fast"), dt.AIMLE(argmax)
+    assert set(fast.state_dict()) == set(paper.state_dict()) == {"alpha", "nnz_ema"}
+    theta, b = make_problem(1, 8)
+    for _ in range(3):
+        estimate_gradient(fast, theta, b)
+    restored = dt.AIMLE(argmax, controller="fast")
+    restored.load_state_dict(fast.state_dict())
+    assert torch.equal(restored.alpha, fast.alpha) and torch.equal(restored.nnz_ema, fast.nnz_ema)
+    assert "controller='fast'" in repr(fast) and "controller" not in repr(paper)
