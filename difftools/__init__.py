@@ -1,10 +1,12 @@
 """difftools: differentiable combinatorial solvers via perturb-and-MAP (AIMLE and its family).
 
 Public API: the solver protocol (:func:`solver`, :class:`BlackBoxSolver`, :class:`PerInstance`),
-the registry, noise distributions, the estimators and the losses built on them. Built-in solvers
-live in the separate ``solvers`` package and are loaded lazily by name.
+the registry, noise distributions, the estimators and the losses built on them, and
+:func:`dask_executor` (solvers on a cluster). Built-in solvers live in the separate ``solvers``
+package and are loaded lazily by name.
 """
 
+from difftools.distributed import DaskExecutor, dask_executor
 from difftools.errors import SolverError
 from difftools.estimators import AIMLE, IMLE, STE, Blackbox, Perturbed, ScoreFunction
 from difftools.losses import FenchelYoungLoss, SPOPlusLoss, hamming_loss, regret
@@ -24,6 +26,7 @@ __all__ = [
     "SPOPlusLoss",
     "ScoreFunction",
     "BlackBoxSolver",
+    "DaskExecutor",
     "FunctionSolver",
     "Gumbel",
     "Noise",
@@ -31,6 +34,7 @@ __all__ = [
     "PerInstance",
     "SolverError",
     "SumOfGamma",
+    "dask_executor",
     "get_solver",
     "hamming_loss",
     "list_solvers",

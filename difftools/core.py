@@ -36,12 +36,14 @@ class _PerturbAndMAPFunction(torch.autograd.Function):
         theta, estimator, context = inputs
         ctx.estimator, ctx.context = estimator, context
         ctx.mark_non_differentiable(*output[1:])
+        # The state outputs never receive gradients: don't let autograd fill zeros for them.
+        ctx.set_materialize_grads(False)
         ctx.save_for_backward(theta, *output)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: Tensor, *_state_grads: Any) -> tuple[Tensor | None, None, None]:
-        if not ctx.needs_input_grad[0]:
+        if grad_out is None or not ctx.needs_input_grad[0]:  # the output was not used by the loss
             return None, None, None
         theta, out, *state = ctx.saved_tensors
         grad = ctx.estimator._backward_impl(theta, out, tuple(state), grad_out, ctx.context)
@@ -133,7 +135,7 @@ class PerturbAndMAP(nn.Module):
                 f"event_dim={self.solver.event_dim} trailing dims for one instance"
             )
         # On CUDA this check synchronises with the host; check_finite=False removes it.
-        if self.check_finite and not bool(torch.isfinite(theta).all()):
+        if self.check_finite and not all_finite(theta):
             raise ValueError(f"{name}: {arg} contains NaN or Inf; check the upstream model (or its inputs)")
 
     def _num_samples(self) -> int:
@@ -173,10 +175,10 @@ class PerturbAndMAP(nn.Module):
         """Noise ε and solutions ``z = MAP(θ + τ ε)``, both ``[S, *batch, *event]``, in one solver call."""
         samples = self._num_samples()
         eps = self._sample_noise(theta, samples)
-        return eps, self._map(theta + self.noise_temperature * eps, context, samples)
+        return eps, self._map(torch.add(theta, eps, alpha=self.noise_temperature), context, samples)
 
     def _check_grad(self, grad_out: Tensor) -> None:
-        if self.check_finite and not bool(torch.isfinite(grad_out).all()):
+        if self.check_finite and not all_finite(grad_out):
             raise ValueError(
                 f"{type(self).__name__}: the downstream gradient contains NaN or Inf; "
                 "check the loss computed from this layer's output"
@@ -199,6 +201,13 @@ def _solver_repr(solver: Any) -> str:
     return r if len(r) <= 80 else r[:77] + "..."
 
 
+def all_finite(x: Tensor) -> bool:
+    """Whether every entry is finite; one reduction in the common case (one host sync)."""
+    # A finite sum implies finite entries (NaN and Inf propagate); only a non-finite sum, which
+    # may also be an overflow, needs the element-wise check.
+    return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
+
+
 def max_form(theta: Tensor, sense: str) -> Tensor:
     """θ as the parameter of a maximisation: −θ for a ``"min"`` solver (the one place signs flip)."""
     return -theta if sense == "min" else theta
@@ -218,10 +227,3 @@ def event_norm(x: Tensor, event_dim: int) -> Tensor:
     dims = tuple(range(x.dim() - event_dim, x.dim()))
     return torch.linalg.vector_norm(x, dim=dims, keepdim=True)
 
-
-def count_nonzero_per_instance(x: Tensor, event_dim: int) -> Tensor:
-    """Number of non-zero entries of each instance (the L0 norm of Eq. 9)."""
-    if event_dim == 0:
-        return (x != 0).to(x.dtype)
-    dims = tuple(range(x.dim() - event_dim, x.dim()))
-    return (x != 0).sum(dim=dims).to(x.dtype)

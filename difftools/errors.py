@@ -20,5 +20,14 @@ class SolverError(RuntimeError):
             where.append(f"instance {index}")
         prefix = (", ".join(where) + ": ") if where else ""
         super().__init__(prefix + message)
+        self.message = message
         self.solver = solver
         self.index = index
+
+    def __reduce__(self):
+        # Keep solver and index when the error crosses a process boundary (process pools, dask).
+        return _rebuild, (type(self), self.message, self.solver, self.index)
+
+
+def _rebuild(cls: type, message: str, solver: str | None, index: int | None) -> SolverError:
+    return cls(message, solver=solver, index=index)

@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from difftools.core import PerturbAndMAP, _solver_repr, count_nonzero_per_instance, event_norm, event_sum
+from difftools.core import PerturbAndMAP, _solver_repr, event_norm, event_sum
 from difftools.noise import Gumbel, Noise, Normal
 
 __all__ = ["FiniteDifference", "IMLE", "AIMLE", "Blackbox", "STE", "ScoreFunction", "Perturbed"]
@@ -74,26 +74,39 @@ class FiniteDifference(PerturbAndMAP):
             None if target_noise_temperature is None else float(target_noise_temperature)
         )
 
+    def _forward_impl(self, theta: Tensor, context: dict) -> tuple[Tensor, tuple[Tensor, ...]]:
+        samples = self._num_samples()
+        eps = self._sample_noise(theta, samples)
+        perturbed = torch.add(theta, eps, alpha=self.noise_temperature)
+        z = self._map(perturbed, context, samples)
+        # The backward needs only the target point θ + τ'ε (common random numbers): keep that.
+        tau = self.target_noise_temperature
+        target = perturbed if tau is None else torch.add(theta, eps, alpha=tau)
+        return z, (target,)
+
     def _backward_impl(self, theta, out, state, grad_out, context):
-        (eps,) = state
+        (target,) = state
         self._check_grad(grad_out)
-        samples = eps.shape[0]
+        samples = target.shape[0]
         grad_f = grad_out * samples if samples > 1 else grad_out
         lam = self._step(theta, grad_f)  # [S or 1, *batch, 1...] broadcastable over samples and event
-        tau = self.noise_temperature if self.target_noise_temperature is None else self.target_noise_temperature
-        base = theta + tau * eps
         shift = lam * grad_f
         if self.central:
-            # One solver call for both ends of the difference: [2S, *batch, *event].
-            ends = self._map(torch.cat([base + shift, base - shift]), context, 2 * samples)
+            # Both ends of the difference in one tensor and one solver call: [2S, *batch, *event],
+            # written in place (no concatenation copy).
+            points = shift.new_empty((2 * samples, *shift.shape[1:]))
+            torch.add(target, shift, out=points[:samples])
+            torch.sub(target, shift, out=points[samples:])
+            ends = self._map(points, context, 2 * samples)
             diff = ends[:samples] - ends[samples:]
-            denom = 2 * lam
+            scale = 2 * lam
         else:
-            diff = out - self._map(base - shift, context, samples)
-            denom = lam
+            diff = out - self._map(target - shift, context, samples)
+            scale = lam
         self._observe(diff)
-        grad = torch.where(denom > 0, diff / torch.where(denom > 0, denom, 1.0), 0.0)
-        return grad.mean(0)
+        # 1/scale where λ > 0 and 0 where λ = 0 (no step taken, so no gradient — never NaN).
+        inverse = torch.where(scale > 0, scale.reciprocal(), 0.0)
+        return (diff * inverse).mean(0)
 
     def _step(self, theta: Tensor, grad_f: Tensor) -> Tensor:
         raise NotImplementedError
@@ -123,7 +136,7 @@ class IMLE(FiniteDifference):
         self.lam = float(lam)
 
     def _step(self, theta: Tensor, grad_f: Tensor) -> Tensor:
-        return theta.new_tensor(self.lam)
+        return theta.new_full((), self.lam)  # a fill on θ's device: no host-to-device copy
 
     def _extra_repr_parts(self) -> list[str]:
         return [f"lam={self.lam:g}"] + super()._extra_repr_parts()
@@ -145,8 +158,10 @@ class AIMLE(FiniteDifference):
 
     with γ = ``decay`` and η = ``step``. α and ḡ are buffers (saved by ``state_dict``, moved by
     ``.to()``); the update runs on θ's device without host synchronisation. Under
-    ``torch.distributed`` with ``sync=True`` the non-zero counts are all-reduced first, so every
-    rank holds the α a single process would compute on the whole batch.
+    ``torch.distributed`` with ``sync=True`` the non-zero counts and the number of examples are
+    all-reduced first (one small collective per backward, inside it), so every rank holds the α
+    and ḡ a single process would compute on the concatenated batch (see ``docs/scaling-out.md``);
+    without an initialised process group there is no collective.
 
     **Controllers.** ``controller="paper"`` (the default) is Eq. 10 above. Because α moves by a
     fixed η per step it needs a long warm-up: from α = 0 it takes α*/η steps to reach the α* that
@@ -218,6 +233,8 @@ class AIMLE(FiniteDifference):
         self.target_nnz = float(target_nnz)
         self.step = float(step)
         self.decay = float(decay)
+        if not isinstance(sync, bool):
+            raise TypeError(f"AIMLE: sync must be a bool, got {sync!r}")
         self.sync = sync
         self.register_buffer("alpha", torch.tensor(float(initial_alpha)))
         # Algorithm 1 starts the moving average of the gradient count at 1.
@@ -233,24 +250,35 @@ class AIMLE(FiniteDifference):
         return self.alpha.to(theta.dtype) * ratio.sum(0, keepdim=True) / count
 
     def _observe(self, diff: Tensor) -> None:
-        nnz = count_nonzero_per_instance(diff, self.solver.event_dim)
-        stats = torch.stack([nnz.sum(), nnz.new_tensor(nnz.numel())]).to(self.nnz_ema.dtype)
+        # [non-zeros, instances] as exact integers (a half-precision sum would round), in ONE tensor
+        # so that a single all-reduce gives every rank the statistics of the global batch.
+        instances = math.prod(diff.shape[: diff.dim() - self.solver.event_dim])
+        stats = torch.stack([torch.count_nonzero(diff), diff.new_full((), instances, dtype=torch.int64)])
         if self.sync and dist.is_available() and dist.is_initialized():
+            # Runs inside backward, like SyncBatchNorm's collectives: every rank must backpropagate
+            # through the layer equally often (as DDP itself requires).
             dist.all_reduce(stats)
         with torch.no_grad():
-            self._update_controller(stats[0] / stats[1])
+            self._update_controller(stats)
 
-    def _update_controller(self, mean_nnz: Tensor) -> None:
-        """Eq. 9, then Eq. 10 or the fast log-space rule: in-place buffer updates, no host sync."""
-        ema = self.decay * self.nnz_ema + (1.0 - self.decay) * mean_nnz
+    def _update_controller(self, stats: Tensor) -> None:
+        """Eq. 9, then Eq. 10 or the fast log-space rule: in-place buffer updates, no host sync.
+
+        ``stats`` = [non-zero entries, instances] of this step; a step without instances (an
+        empty batch on every rank) leaves α and ḡ unchanged.
+        """
+        seen = stats[1] > 0
+        mean_nnz = stats[0].to(self.nnz_ema.dtype) / stats[1].clamp_min(1)
+        ema = torch.where(seen, self.decay * self.nnz_ema + (1.0 - self.decay) * mean_nnz, self.nnz_ema)
         self.nnz_ema.copy_(ema)
         if self.controller == "fast":
             scale = self.target_nnz if self.target_nnz > 0 else 1.0
             error = ((self.target_nnz - mean_nnz) / scale).clamp(-1.0, 1.0)
-            self.alpha.copy_(self.alpha.clamp_min(self.step) * torch.exp(self.FAST_GAIN * error))
+            fast = self.alpha.clamp_min(self.step) * torch.exp(self.FAST_GAIN * error)
+            self.alpha.copy_(torch.where(seen, fast, self.alpha))
             return
         delta = torch.where(ema <= self.target_nnz, self.step, -self.step)
-        self.alpha.copy_((self.alpha + delta).clamp_min(0.0))
+        self.alpha.copy_(torch.where(seen, (self.alpha + delta).clamp_min(0.0), self.alpha))
 
     def _extra_repr_parts(self) -> list[str]:
         parts = [f"target_nnz={self.target_nnz:g}", f"step={self.step:g}", f"decay={self.decay:g}"]

@@ -178,10 +178,17 @@ def _solve_chunk(fn: Callable, start: int, thetas: list, contexts: list[dict]) -
 
 
 class _Failure:
+    """An instance whose solve raised: its index in the flattened batch and the exception."""
+
     __slots__ = ("index", "error")
 
     def __init__(self, index: int, error: BaseException):
         self.index, self.error = index, error
+
+    def as_solver_error(self, name: str) -> SolverError:
+        if isinstance(self.error, SolverError):
+            return SolverError(self.error.message, solver=self.error.solver or name, index=self.index)
+        return SolverError(f"raised {type(self.error).__name__}: {self.error}", solver=name, index=self.index)
 
 
 class FunctionSolver:
@@ -284,11 +291,7 @@ class FunctionSolver:
         outs = []
         for i, r in enumerate(results):
             if isinstance(r, _Failure):
-                if isinstance(r.error, SolverError):
-                    raise SolverError(str(r.error), index=r.index) from r.error
-                raise SolverError(
-                    f"raised {type(r.error).__name__}: {r.error}", solver=self.name, index=r.index
-                ) from r.error
+                raise r.as_solver_error(self.name) from r.error
             outs.append(check_solver_output(r, flat[i], self.name, i))
         if not outs:
             return torch.empty_like(flat)
@@ -299,29 +302,51 @@ class FunctionSolver:
         workers = getattr(self.executor, "_max_workers", None) or 4
         # A few chunks per worker balances load while amortising the per-task overhead.
         size = self.chunksize or max(1, math.ceil(n / (4 * workers)))
-        futures = [
-            self.executor.submit(_solve_chunk, self.fn, s, thetas[s : s + size], contexts[s : s + size])
-            for s in range(0, n, size)
-        ]
+        starts = range(0, n, size)
+        futures: list[concurrent.futures.Future] = []
         results: list = []
-        for start, fut in zip(range(0, n, size), futures):
-            try:
-                chunk = fut.result()
-            except Exception as e:  # a crashed worker process, a lost cluster worker, a pickling error
-                for f in futures:
-                    f.cancel()
-                raise SolverError(
-                    f"executor task for instances {start}..{min(start + size, n) - 1} failed: "
-                    f"{type(e).__name__}: {e}",
-                    solver=self.name,
-                    index=start,
-                ) from e
-            results.extend(chunk)
-            if chunk and isinstance(chunk[-1], _Failure):
-                for f in futures:
-                    f.cancel()
-                break
+        try:
+            for start in starts:
+                try:
+                    futures.append(
+                        self.executor.submit(
+                            _solve_chunk, self.fn, start, thetas[start : start + size], contexts[start : start + size]
+                        )
+                    )
+                except Exception as e:  # a broken or shut-down pool refuses new work
+                    raise SolverError(
+                        f"the executor refused the task for instances {start}..{min(start + size, n) - 1}: "
+                        f"{type(e).__name__}: {e}",
+                        solver=self.name,
+                        index=start,
+                    ) from e
+            for start, fut in zip(starts, futures):
+                try:
+                    chunk = fut.result()
+                # A crashed worker process (BrokenProcessPool), a lost cluster worker, a pickling
+                # error; SystemExit too, so a worker calling sys.exit cannot end the caller.
+                except (Exception, SystemExit) as e:
+                    raise SolverError(
+                        f"executor task for instances {start}..{min(start + size, n) - 1} failed: "
+                        f"{type(e).__name__}: {e}",
+                        solver=self.name,
+                        index=start,
+                    ) from e
+                results.extend(chunk)
+                if chunk and isinstance(chunk[-1], _Failure):
+                    break
+        finally:
+            # After a failure the remaining tasks are useless; cancelling done futures is a no-op.
+            for fut in futures:
+                fut.cancel()
         return results
+
+    def __getstate__(self) -> dict:
+        # An executor holds threads, processes or a cluster connection and cannot be pickled:
+        # a copy unpickled elsewhere (a worker process, a checkpoint) solves sequentially.
+        state = self.__dict__.copy()
+        state["executor"] = None
+        return state
 
 
 def solver(

@@ -20,6 +20,13 @@ ENTRY_POINT_GROUP = "difftools.solvers"
 # name -> "module:attribute"; the attribute is a solver object or a factory returning one.
 _BUILTINS: dict[str, str] = {
     "argmax": "solvers.topk:argmax",
+    "assignment": "solvers.assignment:Assignment",
+    "cvxpy": "solvers.cvxpy_layer:CvxpySolver",
+    "graph_spanning_tree": "solvers.spanning_tree:GraphSpanningTree",
+    "grid_shortest_path": "solvers.grid_shortest_path:GridShortestPath",
+    "ilp": "solvers.ilp:ILP",
+    "shortest_path": "solvers.graphs:ShortestPath",
+    "spanning_tree": "solvers.spanning_tree:SpanningTree",
     "topk": "solvers.topk:TopK",
 }
 

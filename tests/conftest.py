@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+# The tests use tiny tensors: one intra-op thread is faster than two on a small (or busy) machine.
+torch.set_num_threads(1)
+
 
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
@@ -13,3 +16,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def clean_registry():
+    """Undo registrations a test (or the documentation it executes) makes."""
+    from difftools import registry
+
+    saved = dict(registry._registry)
+    yield
+    registry._registry.clear()
+    registry._registry.update(saved)

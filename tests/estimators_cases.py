@@ -80,6 +80,7 @@ def _shortest_path_example(gen: torch.Generator) -> tuple[Any, torch.Tensor, dic
     import networkx as nx
 
     graph = nx.DiGraph(list(DAG_EDGES))
+    # Perturbation noise makes some costs negative: the solver clamps them to 0 (its default).
     solver = difftools.get_solver("shortest_path", graph=graph, source=0, target=3)
     return solver, _vector(len(DAG_EDGES), positive=True)(gen), {}
 
@@ -103,13 +104,13 @@ EXAMPLES: dict[str, Example] = {
     "topk": Example("solvers.topk", _simple("topk", _vector(5), k=2)),
     "grid_shortest_path": Example("solvers.grid_shortest_path", _simple("grid_shortest_path", _grid)),
     "spanning_tree": Example("solvers.spanning_tree", _simple("spanning_tree", _vector(6))),
-    "shortest_path": Example("solvers.shortest_path", _shortest_path_example),
+    "shortest_path": Example("solvers.graphs", _shortest_path_example),
     "assignment": Example(
         "solvers.assignment",
         _simple("assignment", lambda gen: torch.randn(2, 3, 3, generator=gen, dtype=torch.float64)),
     ),
     "ilp": Example("solvers.ilp", _ilp_example),
-    "cvxpy": Example("solvers.cvxpy", _cvxpy_example),
+    "cvxpy": Example("solvers.cvxpy_layer", _cvxpy_example),
 }
 
 

@@ -199,3 +199,20 @@ def test_cuda_forward_backward_and_buffers_stay_on_device():
     (z * torch.randn_like(z)).sum().backward()
     assert z.device.type == "cuda" and theta.grad.device.type == "cuda"
     assert layer.alpha.device.type == "cuda"
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("central", [True, False])
+@pytest.mark.parametrize("estimator", [dt.AIMLE, dt.IMLE])
+def test_no_host_synchronisation_on_cuda(estimator, central):
+    """With the finite-value checks off, forward and backward never wait for the GPU."""
+    layer = estimator(dt.get_solver("topk", k=3), samples=4, central=central, check_finite=False).cuda()
+    theta = torch.randn(32, 100, device="cuda", requires_grad=True)
+    upstream = torch.randn(4, 32, 100, device="cuda")
+    layer(theta).backward(upstream)  # warm-up: lazy CUDA initialisation may synchronise
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        layer(theta).backward(upstream)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")

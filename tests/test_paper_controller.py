@@ -63,7 +63,7 @@ def test_paper_rule_is_untouched_exact_trace():
     for layer in (dt.AIMLE(argmax, step=0.2), dt.AIMLE(argmax, step=0.2, controller="paper")):
         trace = []
         for m in counts:
-            layer._update_controller(torch.tensor(m))
+            layer._update_controller(torch.tensor([m, 1.0]))  # [non-zero count, instances]
             trace.append((layer.alpha.item(), layer.nnz_ema.item()))
         assert trace == _reference_paper_trace(counts, alpha0=0.0, ema0=1.0, step=0.2, decay=0.9, target=1.0)
 

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts printing speed ratios against baselines measured in the same run."""

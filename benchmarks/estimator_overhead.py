@@ -1,0 +1,119 @@
+"""Overhead of the AIMLE layer against the same computation written by hand, in one process.
+
+AIMLE (central differences) around ``topk``: one forward plus one backward pass. The baseline
+does the same arithmetic without the library: Gumbel noise, the forward top-k, λ from Eq. 8, the
+two top-k calls of the central difference, the gradient, and the Eq. 9-10 controller update.
+The ratio library / hand-written tells what the library's plumbing costs (1.0 = nothing)::
+
+    python -m benchmarks.estimator_overhead               # CPU
+    python -m benchmarks.estimator_overhead --device cuda
+    python -m benchmarks.estimator_overhead --quick       # fewer repeats
+
+Times are the best of interleaved rounds (library and baseline alternate, so both see the
+same machine load; the best round is the one least disturbed by other processes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+import difftools as dt
+
+
+def _topk_onehot(x: torch.Tensor, k: int) -> torch.Tensor:
+    return torch.zeros_like(x).scatter_(-1, torch.topk(x, k, dim=-1, sorted=False).indices, 1.0)
+
+
+class HandWritten:
+    """Central-difference AIMLE written out by hand: what the library should cost at most."""
+
+    def __init__(self, k: int, samples: int, device: str):
+        self.k, self.samples = k, samples
+        self.alpha = torch.tensor(0.5, device=device)
+        self.ema = torch.tensor(1.0, device=device)
+
+    def step(self, theta: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
+        s = self.samples
+        u = torch.rand((s, *theta.shape), device=theta.device)
+        eps = u.clamp_min_(torch.finfo(u.dtype).tiny).log_().neg_().log_().neg_()  # Gumbel(0, 1)
+        base = theta + eps
+        _z = _topk_onehot(base, self.k)
+        grad_f = dy * s
+        ratio = theta.norm(dim=-1, keepdim=True) / grad_f.norm(dim=-1, keepdim=True)
+        lam = self.alpha * ratio.mean(0, keepdim=True)
+        plus = _topk_onehot(base + lam * grad_f, self.k)
+        minus = _topk_onehot(base - lam * grad_f, self.k)
+        diff = plus - minus
+        grad = (diff / (2 * lam)).mean(0)
+        nnz = (diff != 0).sum(-1).float().mean()
+        self.ema = 0.9 * self.ema + 0.1 * nnz
+        self.alpha = (self.alpha + torch.where(self.ema <= 1.0, 1e-3, -1e-3)).clamp_min(0.0)
+        return grad
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def measure(batch: int, n: int, k: int, samples: int, device: str, rounds: int, inner: int) -> dict:
+    torch.manual_seed(0)
+    theta = torch.randn(batch, n, device=device)
+    dy = torch.randn(samples, batch, n, device=device) / samples
+    layer = dt.AIMLE(dt.get_solver("topk", k=k), samples=samples, central=True, initial_alpha=0.5).to(device)
+    hand = HandWritten(k, samples, device)
+    leaf = theta.clone().requires_grad_(True)
+
+    def library():
+        leaf.grad = None
+        layer(leaf).backward(dy)
+
+    def baseline():
+        hand.step(theta, dy)
+
+    times = {"library": [], "baseline": []}
+    for fn in (library, baseline):  # warm-up
+        for _ in range(3):
+            fn()
+    for _ in range(rounds):
+        for name, fn in (("library", library), ("baseline", baseline)):
+            _sync(device)
+            start = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            _sync(device)
+            times[name].append((time.perf_counter() - start) / inner)
+    lib, base = min(times["library"]), min(times["baseline"])
+    return {"library_ms": 1e3 * lib, "baseline_ms": 1e3 * base, "ratio": lib / base}
+
+
+CASES = [(256, 1000, 10), (1024, 10000, 100)]
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
+    parser.add_argument("--small-only", action="store_true", help="only the B=256, n=1000 case")
+    args = parser.parse_args(argv)
+    rounds = 3 if args.quick else 9
+    cases = CASES[:1] if args.small_only else CASES
+    print(f"AIMLE (central) + topk, forward+backward; device={args.device}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")
+    print(f"{'B':>5} {'n':>6} {'k':>4} {'S':>3} {'library ms':>11} {'by hand ms':>11} {'ratio':>6}")
+    rows = []
+    for batch, n, k in cases:
+        for samples in (1, 10):
+            inner = max(1, 2_000_000 // (samples * batch * n))  # repeat small cases to time them reliably
+            r = measure(batch, n, k, samples, args.device, rounds, inner)
+            rows.append({"B": batch, "n": n, "k": k, "S": samples, **r})
+            print(f"{batch:>5} {n:>6} {k:>4} {samples:>3} {r['library_ms']:>11.3f} {r['baseline_ms']:>11.3f} "
+                  f"{r['ratio']:>6.2f}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Command line: ``python -m examples.nri {generate,train,evaluate,plot} ...`` (see docs/examples/nri.md)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from examples.nri.data import FULL_SIZES, generate
+from examples.nri.train import Config, evaluate, train
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m examples.nri", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    gen = commands.add_parser("generate", help="regenerate the dataset (bit for bit)")
+    gen.add_argument("--timesteps", type=int, choices=(10, 20), default=10)
+    for split, size in FULL_SIZES.items():
+        gen.add_argument(f"--{split}", type=int, default=size, help=f"samples in {split} (default {size})")
+    gen.add_argument("--data-dir", default="data")
+
+    tr = commands.add_parser("train", help="train (or --resume) a run")
+    tr.add_argument("--run-dir", required=True)
+    tr.add_argument("--data-dir", default="data")
+    tr.add_argument("--device", default="cpu")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --run-dir from last.pt")
+    tr.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    # Defaults of None: Config's defaults apply, and on --resume only what is given is checked.
+    tr.add_argument("--timesteps", type=int, choices=(10, 20))
+    tr.add_argument("--estimator", choices=("aimle", "imle"))
+    tr.add_argument("--difference", choices=("forward", "central"))
+    tr.add_argument("--lr", type=float, help="default: the paper's value for (timesteps, difference)")
+    tr.add_argument("--noise-temperature", type=float, help="default: the paper's value")
+    tr.add_argument("--imle-lambda", type=float, help="IMLE's fixed step λ (default 10)")
+    tr.add_argument("--iterations", type=int, help="total iterations (default 50,000)")
+    tr.add_argument("--batch-size", type=int, help="default 128")
+    tr.add_argument("--validate-every", type=int, help="default 500")
+    tr.add_argument("--log-every", type=int, help="default 50")
+    tr.add_argument("--eval-batch-size", type=int, help="default 100")
+    tr.add_argument("--hidden", type=int, help="hidden units of all MLPs (default 256)")
+    tr.add_argument("--prediction-steps", type=int, help="decoder roll-out length in training (default T-1)")
+    tr.add_argument("--seed", type=int, help="default 0")
+    tr.add_argument("--train-size", type=int, help="use only the first N train samples")
+    tr.add_argument("--valid-size", type=int, help="validate on the first N valid samples")
+
+    ev = commands.add_parser("evaluate", help="test ELBO and edge precision/recall at the best checkpoint")
+    ev.add_argument("--run-dir", required=True)
+    ev.add_argument("--data-dir", default="data")
+    ev.add_argument("--device", default="cpu")
+    ev.add_argument("--test-size", type=int, default=None, help="use only the first N test samples")
+    ev.add_argument("--threads", type=int, default=None)
+
+    pl = commands.add_parser("plot", help="PNGs: trajectories with true vs recovered trees, learning curves")
+    pl.add_argument("--run-dir", required=True)
+    pl.add_argument("--data-dir", default="data")
+    pl.add_argument("--count", type=int, default=4, help="test samples to draw")
+    return parser
+
+
+_CONFIG_FIELDS = [field.name for field in dataclasses.fields(Config)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+
+    if args.command == "generate":
+        sizes = {"train": args.train, "valid": args.valid, "test": args.test}
+        for path in generate(args.timesteps, sizes, args.data_dir).values():
+            print(path)
+    elif args.command == "train":
+        given = {name: getattr(args, name) for name in _CONFIG_FIELDS if getattr(args, name) is not None}
+        if args.resume:
+            saved_path = Path(args.run_dir) / "config.json"
+            if not saved_path.exists():
+                raise SystemExit(f"train --resume: {saved_path} not found")
+            config = Config(**{**json.loads(saved_path.read_text()), **given})
+        else:
+            config = Config(**given)
+        best = train(config, args.run_dir, args.data_dir, args.device, resume=args.resume)
+        print(json.dumps(best, indent=2))
+    elif args.command == "evaluate":
+        print(json.dumps(evaluate(args.run_dir, args.data_dir, args.device, args.test_size), indent=2))
+    elif args.command == "plot":
+        # matplotlib is only imported when plotting.
+        from examples.nri.plot import plot_learning_curves, plot_trajectories
+
+        run = Path(args.run_dir)
+        print(plot_trajectories(run / "best.pt", args.data_dir, run / "trajectories.png", args.count))
+        print(plot_learning_curves(run / "log.jsonl", run / "learning_curves.png"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

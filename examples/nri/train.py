@@ -1,0 +1,314 @@
+"""Training and evaluation of NRI with a spanning-tree latent graph through difftools.
+
+The encoder's 45 pair logits θ go through :class:`difftools.AIMLE` (or :class:`difftools.IMLE`)
+wrapping the registered ``"spanning_tree"`` solver with Sum-of-Gamma noise; the tree's directed
+edges weight the decoder's two edge types. A run directory holds ``config.json``, ``log.jsonl``
+(one JSON record per line), ``last.pt`` (resumable state) and ``best.pt`` (best validation ELBO).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+import difftools
+from examples.nri.data import NUM_DIMS, NUM_VERTICES, Split, load_split
+from examples.nri.model import Decoder, EdgeLayout, Encoder
+from examples.nri.objective import edge_metrics, gaussian_nll, gumbel_kl
+
+__all__ = ["Config", "PAPER_SETTINGS", "Model", "train", "evaluate_split", "evaluate", "load_model"]
+
+# (timesteps, difference) -> (learning rate, noise temperature), the AIMLE paper's NRI settings.
+PAPER_SETTINGS: dict[tuple[int, str], tuple[float, float]] = {
+    (10, "central"): (5e-4, 0.1),
+    (10, "forward"): (1e-4, 1.0),
+    (20, "central"): (5e-4, 1.0),
+    (20, "forward"): (5e-4, 0.1),
+}
+
+
+@dataclass
+class Config:
+    """Everything a run depends on; saved as ``config.json`` and in every checkpoint.
+
+    ``lr`` and ``noise_temperature`` of ``None`` take the paper's value for (timesteps, difference).
+    ``prediction_steps`` of ``None`` rolls out T − 1 steps. ``train_size`` / ``valid_size`` of
+    ``None`` use whole splits (smaller values keep the first samples, for runs on small machines).
+    """
+
+    timesteps: int = 10
+    estimator: str = "aimle"
+    difference: str = "forward"
+    lr: float | None = None
+    noise_temperature: float | None = None
+    imle_lambda: float = 10.0
+    iterations: int = 50_000
+    batch_size: int = 128
+    validate_every: int = 500
+    log_every: int = 50
+    eval_batch_size: int = 100
+    hidden: int = 256
+    prediction_steps: int | None = None
+    seed: int = 0
+    train_size: int | None = None
+    valid_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.timesteps not in (10, 20):
+            raise ValueError(f"Config: timesteps must be 10 or 20, got {self.timesteps!r}")
+        if self.estimator not in ("aimle", "imle"):
+            raise ValueError(f"Config: estimator must be 'aimle' or 'imle', got {self.estimator!r}")
+        if self.difference not in ("forward", "central"):
+            raise ValueError(f"Config: difference must be 'forward' or 'central', got {self.difference!r}")
+        lr, temperature = PAPER_SETTINGS[(self.timesteps, self.difference)]
+        self.lr = lr if self.lr is None else self.lr
+        self.noise_temperature = temperature if self.noise_temperature is None else self.noise_temperature
+        self.prediction_steps = self.timesteps - 1 if self.prediction_steps is None else self.prediction_steps
+        for name in ("iterations", "batch_size", "validate_every", "log_every", "eval_batch_size", "hidden"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Config: {name} must be a positive int, got {value!r}")
+        if not 1 <= self.prediction_steps <= self.timesteps:
+            raise ValueError(f"Config: prediction_steps must be in [1, {self.timesteps}], got {self.prediction_steps}")
+
+
+class Model(nn.Module):
+    """Encoder, tree estimator and decoder; ``forward`` returns the per-instance loss pieces."""
+
+    def __init__(self, config: Config, generator: torch.Generator | None = None):
+        super().__init__()
+        self.config = config
+        self.layout = EdgeLayout(NUM_VERTICES)
+        self.encoder = Encoder(self.layout, config.timesteps * NUM_DIMS, config.hidden)
+        self.decoder = Decoder(self.layout, NUM_DIMS, config.hidden)
+        common = {
+            "central": config.difference == "central",
+            "noise": difftools.SumOfGamma(k=NUM_VERTICES, terms=10),
+            "noise_temperature": config.noise_temperature,
+            "generator": generator,
+        }
+        solver = difftools.get_solver("spanning_tree")
+        if config.estimator == "aimle":
+            self.tree = difftools.AIMLE(solver, step=1e-3, initial_alpha=0.0, **common)
+        else:
+            self.tree = difftools.IMLE(solver, lam=config.imle_lambda, **common)
+
+    def pair_logits(self, trajectories: Tensor) -> Tensor:
+        """θ ``[B, 45]``: the symmetrised encoder logits, one per unordered pair."""
+        return self.layout.symmetrise(self.encoder(trajectories))
+
+    def loss_terms(self, trajectories: Tensor, tree: Tensor, theta: Tensor, prediction_steps: int) -> dict:
+        """NLL and KL per instance given a 0/1 tree ``[B, 45]`` over the pairs."""
+        directed = self.layout.to_directed(tree)
+        prediction = self.decoder(trajectories, torch.stack([1.0 - directed, directed], dim=-1), prediction_steps)
+        target = trajectories[:, :, 1:]
+        return {
+            "nll": gaussian_nll(prediction, target),
+            "kl": gumbel_kl(self.layout.to_directed(theta), NUM_VERTICES),
+            "mse": ((prediction - target) ** 2).mean(dim=(1, 2, 3)),
+        }
+
+    def forward(self, trajectories: Tensor) -> dict:
+        theta = self.pair_logits(trajectories)
+        return self.loss_terms(trajectories, self.tree(theta), theta, self.config.prediction_steps)
+
+
+@torch.no_grad()
+def evaluate_split(model: Model, split: Split, batch_size: int = 100, seed: int = 0) -> dict[str, float]:
+    """ELBO and edge precision/recall of ``model`` on ``split`` (the evaluation protocol).
+
+    ELBO: the decoder predicts each frame from the true previous one (teacher forcing) given the
+    noise-free MAP tree of θ; ELBO = −mean(NLL + KL). Edges: one Gumbel(0, 1)-perturbed maximum
+    spanning tree per instance, scored by :func:`edge_metrics`. ``seed`` fixes that noise.
+    ``map_true_edges`` is the mean number of true edges in the MAP tree, a diagnostic that, unlike
+    precision, does not take the better of z and 1 − z.
+    """
+    was_training = model.training
+    model.eval()
+    solver = model.tree.solver
+    device = split.positions.device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    totals = {"nll": 0.0, "kl": 0.0, "mse": 0.0, "map_true_edges": 0.0}
+    samples, targets = [], []
+    for start in range(0, len(split), batch_size):
+        x = split.positions[start : start + batch_size]
+        theta = model.pair_logits(x)
+        tree = solver(theta)
+        target = model.layout.adjacency_to_directed(split.edges[start : start + batch_size])
+        terms = model.loss_terms(x, tree, theta, prediction_steps=1)
+        # True edges among the MAP tree's 9 (a random tree has 1.8 on average).
+        terms["map_true_edges"] = (model.layout.to_directed(tree) * target).sum(-1) / 2
+        for key in totals:
+            totals[key] += float(terms[key].sum())
+        noise = difftools.Gumbel().sample(theta.shape, generator=generator, device=device, dtype=theta.dtype)
+        samples.append(model.layout.to_directed(solver(theta + noise)))
+        targets.append(target)
+    model.train(was_training)
+    result = {key: value / len(split) for key, value in totals.items()}
+    result["elbo"] = -(result["nll"] + result["kl"])
+    result.update(edge_metrics(torch.cat(samples), torch.cat(targets)))
+    return result
+
+
+def _batch(split: Split, iteration: int, batch_size: int) -> Tensor:
+    # Consecutive batches in data order, epoch after epoch (the original loader does not shuffle);
+    # a pure function of the iteration, so resuming needs no loader state.
+    per_epoch = math.ceil(len(split) / batch_size)
+    start = (iteration % per_epoch) * batch_size
+    return split.positions[start : start + batch_size]
+
+
+class _Log:
+    """Append-only JSON-lines log; on resume, records past the checkpoint are dropped."""
+
+    def __init__(self, path: Path, keep_until: int | None):
+        self.path = path
+        if keep_until is None:
+            path.write_text("")
+        else:
+            kept = [line for line in path.read_text().splitlines() if json.loads(line)["iteration"] <= keep_until]
+            path.write_text("".join(line + "\n" for line in kept))
+
+    def write(self, record: dict) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def _save(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def train(
+    config: Config,
+    run_dir: str | Path,
+    data_dir: str | Path = "data",
+    device: str = "cpu",
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train (or resume) a run; return the best validation record."""
+    run_dir = Path(run_dir)
+    last_path = run_dir / "last.pt"
+    if resume and not last_path.exists():
+        raise FileNotFoundError(f"train: --resume given but {last_path} does not exist")
+    if not resume and last_path.exists():
+        raise FileExistsError(f"train: {run_dir} already holds a run; pass --resume or use another --run-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    checkpoint = torch.load(last_path, map_location=device, weights_only=False) if resume else None
+    if checkpoint is not None:
+        saved = Config(**checkpoint["config"])
+        if dataclasses.replace(saved, iterations=config.iterations) != config:
+            raise ValueError("train: --resume needs the same settings as the run (only --iterations may change)")
+    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+
+    torch.manual_seed(config.seed)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    model = Model(config, generator).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    state = {"iteration": 0, "best": None}
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        # Generator states are CPU byte tensors whatever the generator's device.
+        generator.set_state(checkpoint["generator"].cpu())
+        state = checkpoint["state"]
+    log = _Log(run_dir / "log.jsonl", state["iteration"] if checkpoint is not None else None)
+
+    train_split = load_split(data_dir, "train", config.timesteps, config.train_size).to(device)
+    valid_split = load_split(data_dir, "valid", config.timesteps, config.valid_size).to(device)
+    model.train()
+    # Train records average over the iterations since the previous record; every validation
+    # coincides with a record, so a checkpoint never holds a partial window.
+    window = {"loss": 0.0, "nll": 0.0, "kl": 0.0, "count": 0}
+    with tqdm(total=config.iterations, initial=state["iteration"], desc="train", disable=not progress) as bar:
+        for iteration in range(state["iteration"], config.iterations):
+            terms = model(_batch(train_split, iteration, config.batch_size))
+            loss = (terms["nll"] + terms["kl"]).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            done = iteration + 1
+            # Tensors, not floats: no host synchronisation per iteration on a GPU.
+            window["loss"] += loss.detach()
+            window["nll"] += terms["nll"].detach().mean()
+            window["kl"] += terms["kl"].detach().mean()
+            window["count"] += 1
+            bar.update()
+            if done % config.log_every == 0 or done % config.validate_every == 0 or done == config.iterations:
+                record = {"iteration": done, "split": "train", "elbo": -float(window["loss"]) / window["count"]}
+                record.update({key: float(window[key]) / window["count"] for key in ("nll", "kl")})
+                if config.estimator == "aimle":
+                    record["alpha"] = float(model.tree.alpha)
+                log.write(record)
+                bar.set_postfix(elbo=f"{record['elbo']:.1f}")
+                window = {"loss": 0.0, "nll": 0.0, "kl": 0.0, "count": 0}
+            if done % config.validate_every == 0 or done == config.iterations:
+                metrics = evaluate_split(model, valid_split, config.eval_batch_size, seed=config.seed + 1)
+                record = {"iteration": done, "split": "valid", **metrics}
+                log.write(record)
+                state = {"iteration": done, "best": state["best"]}
+                if state["best"] is None or metrics["elbo"] > state["best"]["elbo"]:
+                    state["best"] = record
+                    _save(run_dir / "best.pt", {"config": dataclasses.asdict(config), "model": model.state_dict()})
+                _save(
+                    last_path,
+                    {
+                        "config": dataclasses.asdict(config),
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "generator": generator.get_state(),
+                        "state": state,
+                    },
+                )
+                bar.write(
+                    f"iteration {done}: valid ELBO {metrics['elbo']:.2f}, edge precision "
+                    f"{100 * metrics['precision']:.2f}%"
+                )
+    return state["best"]
+
+
+def load_model(checkpoint_path: str | Path, device: str = "cpu") -> Model:
+    """The model saved in ``best.pt`` or ``last.pt``, in evaluation mode."""
+    checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=False)
+    model = Model(Config(**checkpoint["config"])).to(device)
+    model.load_state_dict(checkpoint["model"])
+    return model.eval()
+
+
+def evaluate(
+    run_dir: str | Path,
+    data_dir: str | Path = "data",
+    device: str = "cpu",
+    test_size: int | None = None,
+    checkpoint: str = "best.pt",
+) -> dict[str, Any]:
+    """Test ELBO and edge precision/recall at the run's best checkpoint; written to ``eval.json``."""
+    run_dir = Path(run_dir)
+    path = run_dir / checkpoint
+    if not path.exists():
+        raise FileNotFoundError(f"evaluate: {path} not found; train first")
+    model = load_model(path, device)
+    config = model.config
+    test_split = load_split(data_dir, "test", config.timesteps, test_size).to(device)
+    result = {"checkpoint": str(path), "test_samples": len(test_split)}
+    result.update(evaluate_split(model, test_split, config.eval_batch_size, seed=config.seed + 1))
+    log_path = run_dir / "log.jsonl"
+    if log_path.exists():
+        valid = [r for r in map(json.loads, log_path.read_text().splitlines()) if r["split"] == "valid"]
+        if valid:
+            best = max(valid, key=lambda r: r["elbo"])
+            result["best_iteration"] = best["iteration"]
+            result["iterations_trained"] = valid[-1]["iteration"]
+    (run_dir / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result

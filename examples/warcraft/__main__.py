@@ -1,0 +1,204 @@
+"""Command line of the Warcraft example: ``python -m examples.warcraft [generate|train|evaluate|plot]``.
+
+Without a command it runs the quick demo: generate a small 12×12 set (if not cached), train
+AIMLE for a few epochs, print the test metrics and write the plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from examples.warcraft.data import DEFAULT_COUNTS, SIZES, generate, load_split
+from examples.warcraft.metrics import optimal_cost
+from examples.warcraft.plots import plot_costs, plot_learning_curves, plot_paths
+from examples.warcraft.train import LOG, METHODS, TrainConfig, evaluate_run, format_table, run_predictions, train
+
+QUICK_COUNTS = {"train": 2000, "val": 200, "test": 200}
+QUICK_DATA = "data/quick"
+QUICK_RUN = "runs/warcraft-quick"
+QUICK_EPOCHS = 4
+# AIMLE settings of the demo (docs/examples/warcraft.md, "Quick setting"): a path changes in blocks of
+# cells, so the target number of non-zero gradient entries is about a path's length (1.3 K) rather
+# than the paper's c = 1; a 10x larger step η lets α warm up within a short run; and no input noise,
+# which learns faster in a few epochs than Gumbel noise at temperature 1.
+QUICK_AIMLE = {"noise": "none", "target_nnz": 16.0, "aimle_step": 1e-2}
+
+
+def _generate(args: argparse.Namespace) -> None:
+    counts = {"train": args.train, "val": args.val, "test": args.test}
+    out = generate(args.data_dir, args.size, counts, seed=args.seed, workers=args.workers)
+    print(f"wrote {sum(counts.values())} maps to {out}")
+
+
+def _config(args: argparse.Namespace) -> TrainConfig:
+    difference = "forward" if args.forward else "central" if args.central else None
+    return TrainConfig(
+        data_dir=args.data_dir,
+        size=args.size,
+        method=args.method,
+        difference=difference,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        milestones=args.milestones,
+        seed=args.seed,
+        device=args.device,
+        out_dir=args.out_dir,
+        train_maps=args.train_maps,
+        lam=args.lam,
+        noise=args.noise,
+        noise_temperature=args.noise_temperature,
+        samples=args.samples,
+        target_nnz=args.target_nnz,
+        aimle_step=args.aimle_step,
+        sigma=args.sigma,
+        solver_executor=args.solver_executor,
+        scheduler_address=args.scheduler,
+        ddp=args.ddp,
+        progress=not args.no_progress,
+    )
+
+
+def _train(args: argparse.Namespace) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    train(_config(args), resume=args.resume)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    result = evaluate_run(args.run_dir, args.split, args.data_dir, args.device)
+    print(format_table([result]))
+    print(json.dumps(result, indent=2))
+
+
+def _plot(args: argparse.Namespace) -> list[Path]:
+    run = Path(args.run_dir)
+    out = Path(args.out_dir) if args.out_dir else run / "plots"
+    checkpoint, split_data, maps, costs, paths = run_predictions(run, args.split, args.data_dir, args.device, limit=8)
+    optimal = optimal_cost(paths, maps.paths, maps.weights).numpy()
+    images = split_data.maps[: len(maps)]
+    history = [json.loads(line) for line in (run / LOG).read_text().splitlines() if line.strip()]
+    label = TrainConfig(**checkpoint["config"]).label
+    written = [
+        plot_paths(images, maps.paths.numpy(), paths.numpy(), optimal, out / "paths.png"),
+        plot_costs(images, maps.weights.numpy(), costs.numpy(), out / "costs.png"),
+        plot_learning_curves(history, out / "learning_curves.png", title=label),
+    ]
+    for path in written:
+        print(f"wrote {path}")
+    return written
+
+
+def _quick(args: argparse.Namespace) -> None:
+    """The demo: small data, a few AIMLE epochs, a results table and plots."""
+    started = time.perf_counter()
+    try:
+        for split, n in QUICK_COUNTS.items():
+            if len(load_split(args.data_dir, 12, split)) != n:
+                raise ValueError("cached quick data has other sizes")
+        print(f"using the cached 12x12 maps in {args.data_dir}")
+    except (FileNotFoundError, ValueError):
+        generate(args.data_dir, 12, QUICK_COUNTS, seed=0)
+    config = TrainConfig(
+        data_dir=args.data_dir,
+        size=12,
+        method="aimle",
+        epochs=args.epochs,
+        out_dir=args.out_dir,
+        device=args.device,
+        **QUICK_AIMLE,
+    )
+    print(
+        f"training {config.label} on {QUICK_COUNTS['train']} maps for {config.epochs} epochs "
+        f"(batch {config.batch_size})"
+    )
+    train(config)
+    result = evaluate_run(args.out_dir, "test", device=args.device)
+    print(f"\ntest metrics on {result['maps']} generated 12x12 maps:\n")
+    print(format_table([result]))
+    plot_args = argparse.Namespace(run_dir=args.out_dir, split="test", data_dir=None, device=args.device, out_dir=None)
+    _plot(plot_args)
+    print(f"\ndone in {time.perf_counter() - started:.0f}s; full recipe: see docs/examples/warcraft.md")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.warcraft",
+        description="Warcraft shortest paths: generate data, train, evaluate, plot. "
+        "Without a command: a quick AIMLE demo on a small generated 12x12 set.",
+    )
+    parser.set_defaults(func=_quick, data_dir=QUICK_DATA, out_dir=QUICK_RUN, epochs=QUICK_EPOCHS, device="cpu")
+    sub = parser.add_subparsers(dest="command")
+
+    p = sub.add_parser("generate", help="write procedural maps in the original file layout")
+    p.add_argument("--size", type=int, default=12, choices=SIZES, help="grid size K")
+    for split, n in DEFAULT_COUNTS.items():
+        p.add_argument(f"--{split}", type=int, default=n, help=f"number of {split} maps (default {n})")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default="data", help="root; maps go to DIR/warcraft_shortest_path_oneskin/KxK/")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: min(2, CPU count))")
+    p.set_defaults(func=_generate)
+
+    p = sub.add_parser("train", help="train a model (papers' recipe by default)")
+    p.add_argument("--method", default="aimle", choices=METHODS)
+    p.add_argument("--forward", action="store_true", help="forward differences (AIMLE / I-MLE)")
+    p.add_argument("--central", action="store_true", help="central differences (AIMLE / I-MLE)")
+    p.add_argument("--data-dir", default="data")
+    p.add_argument("--size", type=int, default=12, choices=SIZES)
+    p.add_argument("--out-dir", default="runs/warcraft", help="checkpoint and log directory")
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--batch-size", type=int, default=70)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument(
+        "--milestones", type=int, nargs="*", default=[30, 40], help="epochs where the lr is multiplied by 0.1"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--train-maps", type=int, default=None, help="use only the first N training maps")
+    p.add_argument("--lam", type=float, default=20.0, help="λ of I-MLE and Blackbox")
+    p.add_argument("--noise", default="gumbel", choices=["gumbel", "sum-of-gamma", "none"], help="AIMLE / I-MLE noise")
+    p.add_argument("--noise-temperature", type=float, default=1.0)
+    p.add_argument("--samples", type=int, default=None, help="perturbation samples per map")
+    p.add_argument("--target-nnz", type=float, default=1.0, help="AIMLE target number of non-zero gradients c")
+    p.add_argument("--aimle-step", type=float, default=1e-3, help="AIMLE update step η")
+    p.add_argument("--sigma", type=float, default=1.0, help="noise scale of perturbed-fy")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out-dir from its checkpoint")
+    p.add_argument("--ddp", action="store_true", help="DistributedDataParallel (launch with torchrun)")
+    p.add_argument("--solver-executor", default="none", choices=["none", "dask"])
+    p.add_argument("--scheduler", default=None, help="dask scheduler address for --solver-executor dask")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("evaluate", help="all metrics of a trained run on a split")
+    p.add_argument("--run-dir", default="runs/warcraft")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--data-dir", default=None, help="default: the run's data directory")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("plot", help="PNGs: paths over maps, cost maps, learning curves")
+    p.add_argument("--run-dir", default="runs/warcraft")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out-dir", default=None, help="default: RUN_DIR/plots")
+    p.set_defaults(func=_plot)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "forward", False) and getattr(args, "central", False):
+        raise SystemExit("choose one of --forward and --central")
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
