@@ -66,7 +66,6 @@ def _vector(n: int, positive: bool = False) -> Callable[[torch.Generator], torch
 
 
 def _cvxpy_example(gen: torch.Generator) -> tuple[Any, torch.Tensor, dict]:
-    # Interface assumed from DESIGN.md (a Problem linear in a Parameter θ over a Variable z).
     import cvxpy as cp
 
     theta, z = cp.Parameter(4), cp.Variable(4)
@@ -76,7 +75,6 @@ def _cvxpy_example(gen: torch.Generator) -> tuple[Any, torch.Tensor, dict]:
 
 
 def _shortest_path_example(gen: torch.Generator) -> tuple[Any, torch.Tensor, dict]:
-    # Interface assumed from DESIGN.md ([*, E] edge weights of a given networkx graph).
     import networkx as nx
 
     graph = nx.DiGraph(list(DAG_EDGES))
@@ -86,9 +84,15 @@ def _shortest_path_example(gen: torch.Generator) -> tuple[Any, torch.Tensor, dic
 
 
 def _ilp_example(gen: torch.Generator) -> tuple[Any, torch.Tensor, dict]:
-    # Interface assumed from DESIGN.md (max θᵀz s.t. A z ≤ b over binary z).
     solver = difftools.get_solver("ilp", A=np.array([[1.0, 1.0, 1.0, 1.0]]), b=np.array([2.0]))
     return solver, _vector(4)(gen), {}
+
+
+def _graph_spanning_tree_example(gen: torch.Generator) -> tuple[Any, torch.Tensor, dict]:
+    import networkx as nx
+
+    solver = difftools.get_solver("graph_spanning_tree", graph=nx.cycle_graph(5))  # 5 edges, trees of 4
+    return solver, _vector(5)(gen), {}
 
 
 def _simple(name: str, draw: Callable[[torch.Generator], torch.Tensor], **params: Any):
@@ -104,6 +108,7 @@ EXAMPLES: dict[str, Example] = {
     "topk": Example("solvers.topk", _simple("topk", _vector(5), k=2)),
     "grid_shortest_path": Example("solvers.grid_shortest_path", _simple("grid_shortest_path", _grid)),
     "spanning_tree": Example("solvers.spanning_tree", _simple("spanning_tree", _vector(6))),
+    "graph_spanning_tree": Example("solvers.spanning_tree", _graph_spanning_tree_example),
     "shortest_path": Example("solvers.graphs", _shortest_path_example),
     "assignment": Example(
         "solvers.assignment",
