@@ -15,15 +15,6 @@ from tests.training import fit_parameters_through_aimle
 WARCRAFT_COSTS = [0.8, 1.2, 5.3, 7.7, 9.2]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Many tiny kernels: intra-op threads only add overhead on a shared 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def is_simple_path(mask: np.ndarray, source, target, neighbourhood: int) -> bool:
     """Whether the cells of ``mask`` are exactly those of one simple source-to-target path."""
     cells = {tuple(c) for c in np.argwhere(mask == 1)}

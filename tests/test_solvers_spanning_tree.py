@@ -16,15 +16,6 @@ from solvers.spanning_tree import GraphSpanningTree, SpanningTree
 from tests.training import fit_parameters_through_aimle
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Many tiny kernels: intra-op threads only add overhead on a shared 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def complete_graph_weights(n: int, weights: np.ndarray) -> nx.Graph:
     graph = nx.Graph()
     graph.add_nodes_from(range(n))
