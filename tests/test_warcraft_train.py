@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+import difftools
 from examples.warcraft.__main__ import main
 from examples.warcraft.train import TrainConfig, build_method, build_solver, hamming_loss, train
 from solvers.grid_shortest_path import dijkstra
@@ -78,6 +79,15 @@ def test_config_names_and_validation():
         TrainConfig(batch_size=0)
     with pytest.raises(SystemExit):
         main(["train", "--method", "nope"])
+    with pytest.raises(SystemExit):
+        main(["train", "--controller", "slow"])
+
+
+@pytest.mark.parametrize("controller", ["paper", "fast"])
+def test_controller_option_reaches_aimle(controller):
+    config = TrainConfig(method="aimle", aimle_controller=controller)
+    layer, _ = build_method(config, difftools.get_solver("grid_shortest_path"), None)
+    assert layer.controller == controller
 
 
 @pytest.mark.parametrize(

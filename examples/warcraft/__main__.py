@@ -57,6 +57,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         samples=args.samples,
         target_nnz=args.target_nnz,
         aimle_step=args.aimle_step,
+        aimle_controller=args.controller,
         sigma=args.sigma,
         solver_executor=args.solver_executor,
         scheduler_address=args.scheduler,
@@ -167,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=None, help="perturbation samples per map")
     p.add_argument("--target-nnz", type=float, default=1.0, help="AIMLE target number of non-zero gradients c")
     p.add_argument("--aimle-step", type=float, default=1e-3, help="AIMLE update step η")
+    p.add_argument(
+        "--controller", choices=("paper", "fast"), default="paper", help="AIMLE λ controller (Eq. 10 or fast)"
+    )
     p.add_argument("--sigma", type=float, default=1.0, help="noise scale of perturbed-fy")
     p.add_argument("--resume", action="store_true", help="continue the run in --out-dir from its checkpoint")
     p.add_argument("--ddp", action="store_true", help="DistributedDataParallel (launch with torchrun)")

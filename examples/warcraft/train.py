@@ -78,6 +78,7 @@ class TrainConfig:
     samples: int | None = None  # perturbation samples per instance (AIMLE / I-MLE / Perturbed)
     target_nnz: float = 1.0  # AIMLE's c
     aimle_step: float = 1e-3  # AIMLE's η
+    aimle_controller: str = "paper"  # AIMLE's λ controller: "paper" (Eq. 10) or "fast"
     sigma: float = 1.0  # Perturbed's noise scale
     solver_executor: str = "none"  # "none" (batched torch solver) or "dask" (reference Dijkstra per map)
     scheduler_address: str | None = None
@@ -181,7 +182,13 @@ def build_method(config: TrainConfig, solver: Any, generator: torch.Generator | 
             generator=generator,
         )
         if config.method == "aimle":
-            layer = difftools.AIMLE(solver, target_nnz=config.target_nnz, step=config.aimle_step, **common)
+            layer = difftools.AIMLE(
+                solver,
+                target_nnz=config.target_nnz,
+                step=config.aimle_step,
+                controller=config.aimle_controller,
+                **common,
+            )
         else:
             layer = difftools.IMLE(solver, lam=config.lam, **common)
         return layer, lambda theta, batch: hamming_loss(layer(theta), batch["paths"])
