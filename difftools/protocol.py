@@ -66,9 +66,6 @@ class PerInstance:
             )
         self.value = value
 
-    def batch_length(self) -> int:
-        return len(self.value)
-
     def expand_samples(self, samples: int) -> PerInstance:
         """The same context laid out for ``[samples, *batch]`` (sample dimension first)."""
         v = self.value
