@@ -24,6 +24,23 @@ def _train(run_dir, data_dir, *extra):
     return main(["train", "--run-dir", str(run_dir), "--data-dir", str(data_dir), *TINY, *extra])
 
 
+def test_time_limit_stops_at_a_validation_and_resumes_bit_for_bit(data_dir, tmp_path):
+    straight, limited = tmp_path / "straight", tmp_path / "limited"
+    _train(straight, data_dir, "--iterations", "6")
+    # Any positive limit has passed by the first validation (iteration 2): the run stops there.
+    _train(limited, data_dir, "--iterations", "6", "--time-limit", "1e-9")
+    assert torch.load(limited / "last.pt", weights_only=False)["state"]["iteration"] == 2
+    main(["train", "--run-dir", str(limited), "--data-dir", str(data_dir), "--resume"])
+    a = torch.load(straight / "last.pt", weights_only=False)
+    b = torch.load(limited / "last.pt", weights_only=False)
+    assert b["state"]["iteration"] == 6
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    assert (straight / "log.jsonl").read_text() == (limited / "log.jsonl").read_text()
+    with pytest.raises(ValueError, match="time_limit"):
+        _train(tmp_path / "bad", data_dir, "--time-limit", "0")
+
+
 def test_resume_equals_uninterrupted_and_evaluate(data_dir, tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     _train(straight, data_dir, "--iterations", "4")

@@ -30,6 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--device", default="cpu")
     tr.add_argument("--resume", action="store_true", help="continue the run in --run-dir from last.pt")
     tr.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    tr.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="seconds; stop at the first validation after this (last.pt stays resumable with --resume)",
+    )
     # Defaults of None: Config's defaults apply, and on --resume only what is given is checked.
     tr.add_argument("--timesteps", type=int, choices=(10, 20))
     tr.add_argument("--estimator", choices=("aimle", "imle"))
@@ -83,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             config = Config(**{**json.loads(saved_path.read_text()), **given})
         else:
             config = Config(**given)
-        best = train(config, args.run_dir, args.data_dir, args.device, resume=args.resume)
+        best = train(
+            config, args.run_dir, args.data_dir, args.device, resume=args.resume, time_limit=args.time_limit
+        )
         print(json.dumps(best, indent=2))
     elif args.command == "evaluate":
         print(json.dumps(evaluate(args.run_dir, args.data_dir, args.device, args.test_size), indent=2))

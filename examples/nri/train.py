@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -195,8 +196,17 @@ def train(
     device: str = "cpu",
     resume: bool = False,
     progress: bool = True,
+    time_limit: float | None = None,
 ) -> dict[str, Any]:
-    """Train (or resume) a run; return the best validation record."""
+    """Train (or resume) a run; return the best validation record.
+
+    ``time_limit`` (seconds of this call) stops the run at the first validation after it has
+    passed, with ``last.pt`` saved there, so ``resume=True`` continues it bit for bit later (for
+    leased machines and queues with a wall-clock limit).
+    """
+    if time_limit is not None and not time_limit > 0:
+        raise ValueError(f"train: time_limit must be a positive number of seconds, got {time_limit!r}")
+    started = time.monotonic()
     run_dir = Path(run_dir)
     last_path = run_dir / "last.pt"
     if resume and not last_path.exists():
@@ -275,6 +285,9 @@ def train(
                     f"iteration {done}: valid ELBO {metrics['elbo']:.2f}, edge precision "
                     f"{100 * metrics['precision']:.2f}%"
                 )
+                if time_limit is not None and time.monotonic() - started > time_limit and done < config.iterations:
+                    bar.write(f"time limit of {time_limit:g} s reached: stopped at iteration {done} (resumable)")
+                    break
     return state["best"]
 
 
