@@ -20,6 +20,14 @@ def data_dir(tmp_path_factory):
     return path
 
 
+def test_generate_workers_gives_the_same_bytes(data_dir, tmp_path):
+    main(["generate", "--train", "8", "--valid", "3", "--test", "3", "--data-dir", str(tmp_path), "--workers", "2"])
+    files = sorted(data_dir.iterdir())
+    assert len(files) == 6
+    for path in files:
+        assert (tmp_path / path.name).read_bytes() == path.read_bytes(), path.name
+
+
 def _train(run_dir, data_dir, *extra):
     return main(["train", "--run-dir", str(run_dir), "--data-dir", str(data_dir), *TINY, *extra])
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import difftools
+from examples.nri import data as nri_data
 from examples.nri.data import (
     data_file,
     edges_file,
@@ -136,11 +137,57 @@ def test_load_split_layout(tiny):
     assert torch.equal(split.edges, torch.from_numpy(edges[:3]))
 
 
+PARALLEL_SIZES = {"train": 30, "valid": 7, "test": 5}
+
+
+def test_parallel_generation_is_byte_identical(tmp_path):
+    # Chunks of 4 samples: 11 chunks on 2 processes, two of them (28..31, 36..39) across split boundaries.
+    sequential = generate(10, PARALLEL_SIZES, tmp_path / "sequential", progress=False)
+    parallel = generate(10, PARALLEL_SIZES, tmp_path / "parallel", progress=False, workers=2, chunk_size=4)
+    assert list(parallel) == list(sequential)
+    for name, path in sequential.items():
+        assert parallel[name].name == path.name
+        assert parallel[name].read_bytes() == path.read_bytes(), name
+
+
+def test_parallel_generation_refuses_a_stream_that_differs_from_the_replay(tmp_path, monkeypatch):
+    replay = nri_data._replay_chunks
+
+    def wrong_replay(timesteps, total, chunk_size):
+        chunks = list(replay(timesteps, total, chunk_size))
+        start, count, _, end = chunks[1]
+        chunks[1] = (start, count, chunks[0][2], end)  # chunk 1 starts from the seed state instead
+        yield from chunks
+
+    monkeypatch.setattr(nri_data, "_replay_chunks", wrong_replay)
+    with pytest.raises(RuntimeError, match=r"samples 4\.\.7 left the torch and numpy stream .* workers=1"):
+        generate(10, {"train": 5, "valid": 2, "test": 2}, tmp_path, progress=False, workers=2, chunk_size=4)
+    assert not list(tmp_path.iterdir())  # nothing is written when a chunk fails
+
+
+def test_stream_state_check_names_the_stream():
+    generator, rng = torch.Generator().manual_seed(42), np.random.RandomState(42)
+    nri_data._skip_sample(10, generator, rng)
+    states = nri_data._stream_states(generator, rng)
+    nri_data._check_states(states, states, 0, 1)
+    rng.randn()  # one Gaussian more: the numpy stream moves, the torch stream does not
+    with pytest.raises(RuntimeError, match="left the numpy stream"):
+        nri_data._check_states(nri_data._stream_states(generator, rng), states, 0, 1)
+    torch.rand(1, generator=generator)
+    with pytest.raises(RuntimeError, match="left the torch and numpy stream"):
+        nri_data._check_states(nri_data._stream_states(generator, rng), states, 0, 1)
+
+
 def test_bad_arguments_are_named(tiny, tmp_path):
     with pytest.raises(ValueError, match="timesteps must be 10 or 20"):
         generate(15, SIZES, tmp_path, progress=False)
     with pytest.raises(ValueError, match="sizes must give a positive int"):
         generate(10, {"train": 0, "valid": 1, "test": 1}, tmp_path, progress=False)
+    for bad in (0, -2, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="workers must be a positive int"):
+            generate(10, SIZES, tmp_path, progress=False, workers=bad)
+    with pytest.raises(ValueError, match="chunk_size must be a positive int"):
+        generate(10, SIZES, tmp_path, progress=False, workers=2, chunk_size=0)
     with pytest.raises(FileNotFoundError, match="python -m examples.nri generate"):
         load_split(tmp_path, "train", 20)
     with pytest.raises(ValueError, match="split must be one of"):

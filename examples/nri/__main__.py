@@ -23,6 +23,12 @@ def _parser() -> argparse.ArgumentParser:
     for split, size in FULL_SIZES.items():
         gen.add_argument(f"--{split}", type=int, default=size, help=f"samples in {split} (default {size})")
     gen.add_argument("--data-dir", default="data")
+    gen.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes generating chunks of samples in parallel, a positive int (default 1); same bytes for any N",
+    )
 
     tr = commands.add_parser("train", help="train (or --resume) a run")
     tr.add_argument("--run-dir", required=True)
@@ -78,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "generate":
         sizes = {"train": args.train, "valid": args.valid, "test": args.test}
-        for path in generate(args.timesteps, sizes, args.data_dir).values():
+        for path in generate(args.timesteps, sizes, args.data_dir, workers=args.workers).values():
             print(path)
     elif args.command == "train":
         given = {name: getattr(args, name) for name in _CONFIG_FIELDS if getattr(args, name) is not None}

@@ -12,10 +12,18 @@ as train, ``s_a..s_{a+b-1}`` as valid and ``s_{a+b}..s_{a+b+c-1}`` as test. So a
 split is a prefix of the full run's train split, but its valid split begins where ITS train split
 ends: it equals the full run's train samples ``a..a+b-1`` (when ``a + b <= 50,000``), not the full
 valid split. Models are not used here: this module only needs numpy, torch and networkx.
+
+Parallel generation (``workers > 1``) keeps that sequence bit for bit: a cheap sequential replay
+makes the same stream calls as the recipe without running the layouts and records both stream
+states at the start of every chunk of ``chunk_size`` samples; worker processes restore those states,
+run the real recipe on their chunk and check that they end in the state the replay recorded for
+the next chunk (a networkx that draws differently raises instead of silently changing the data).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +56,8 @@ SPLITS = ("train", "valid", "test")
 FULL_SIZES = {"train": 50_000, "valid": 10_000, "test": 10_000}
 # The spring-layout threshold of the original script; with one iteration it never stops early.
 LAYOUT_THRESHOLD = 1e-10
+# Samples per parallel task. Fixed, not derived from the number of workers; the data never depend on it.
+CHUNK_SIZE = 500
 
 
 def _suffix(timesteps: int) -> str:
@@ -147,34 +157,157 @@ def generate(
     sizes: dict[str, int] | None = None,
     data_dir: str | Path = "data",
     progress: bool = True,
+    workers: int = 1,
+    chunk_size: int = CHUNK_SIZE,
 ) -> dict[str, Path]:
     """Generate train, valid and test (in that order, one stream) and save them; return the paths.
 
-    ``sizes`` maps split names to sample counts (default: 50,000 / 10,000 / 10,000).
+    ``sizes`` maps split names to sample counts (default: 50,000 / 10,000 / 10,000). ``workers``
+    processes generate chunks of ``chunk_size`` consecutive samples in parallel (1: in this
+    process, sample by sample); the files are byte-identical for every ``workers`` and ``chunk_size``.
     """
     if timesteps not in (10, 20):
         raise ValueError(f"generate: timesteps must be 10 or 20, got {timesteps!r}")
     sizes = dict(FULL_SIZES if sizes is None else sizes)
     if set(sizes) != set(SPLITS) or any(not isinstance(v, int) or v < 1 for v in sizes.values()):
         raise ValueError(f"generate: sizes must give a positive int for each of {SPLITS}, got {sizes!r}")
+    for name, value in (("workers", workers), ("chunk_size", chunk_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"generate: {name} must be a positive int, got {value!r}")
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    total = sum(sizes.values())
+    with tqdm(total=total, desc=f"generate T={timesteps}", disable=not progress) as bar:
+        if workers == 1:
+            generator = torch.Generator().manual_seed(SEED)
+            rng = np.random.RandomState(SEED)
+            for split in SPLITS:
+                positions, edges = [], []
+                for _ in range(sizes[split]):
+                    p, e = sample_trajectory(timesteps, generator, rng)
+                    positions.append(p)
+                    edges.append(e)
+                    bar.update()
+                _save_split(written, data_dir, split, timesteps, np.stack(positions), np.stack(edges))
+        else:
+            positions, edges = _generate_parallel(timesteps, total, workers, chunk_size, bar)
+            start = 0
+            for split in SPLITS:
+                stop = start + sizes[split]
+                _save_split(written, data_dir, split, timesteps, positions[start:stop], edges[start:stop])
+                start = stop
+    return written
+
+
+def _save_split(
+    written: dict[str, Path], data_dir: Path, split: str, timesteps: int, positions: np.ndarray, edges: np.ndarray
+) -> None:
+    written[f"data_{split}"] = data_file(data_dir, split, timesteps)
+    written[f"edges_{split}"] = edges_file(data_dir, split, timesteps)
+    np.save(written[f"data_{split}"], positions)
+    np.save(written[f"edges_{split}"], edges)
+
+
+# Stream states as plain picklable values: (torch generator state bytes, numpy RandomState.get_state()).
+StreamStates = tuple[bytes, tuple]
+
+
+def _stream_states(generator: torch.Generator, rng: np.random.RandomState) -> StreamStates:
+    return generator.get_state().numpy().tobytes(), rng.get_state()
+
+
+def _skip_sample(timesteps: int, generator: torch.Generator, rng: np.random.RandomState) -> None:
+    """Advance both streams exactly as ``sample_trajectory`` does, without the layouts.
+
+    The same calls, not a count of uniforms: legacy ``randn`` caches a second Gaussian, so only the
+    same sequence of ``rand``/``randn`` calls is guaranteed to leave the same state.
+    """
+    rand, randn = rng.rand, rng.randn
+    torch.rand(NUM_VERTICES * (NUM_VERTICES - 1), generator=generator)  # recipe_gumbels
+    randn(NUM_VERTICES, NUM_DIMS)  # initial positions
+    rand(NUM_VERTICES, NUM_DIMS)  # the first spring_layout
+    for _ in range(timesteps - 1):
+        rand(NUM_VERTICES, NUM_DIMS)  # spring_layout
+        for _ in range(NUM_VERTICES):
+            randn(NUM_DIMS)  # the zero-variance noise
+
+
+def _replay_chunks(
+    timesteps: int, total: int, chunk_size: int
+) -> Iterator[tuple[int, int, StreamStates, StreamStates]]:
+    """``(start, count, states at start, states after the chunk)`` for consecutive chunks, lazily."""
     generator = torch.Generator().manual_seed(SEED)
     rng = np.random.RandomState(SEED)
-    written: dict[str, Path] = {}
-    with tqdm(total=sum(sizes.values()), desc=f"generate T={timesteps}", disable=not progress) as bar:
-        for split in SPLITS:
-            positions, edges = [], []
-            for _ in range(sizes[split]):
-                p, e = sample_trajectory(timesteps, generator, rng)
-                positions.append(p)
-                edges.append(e)
-                bar.update()
-            written[f"data_{split}"] = data_file(data_dir, split, timesteps)
-            written[f"edges_{split}"] = edges_file(data_dir, split, timesteps)
-            np.save(written[f"data_{split}"], np.stack(positions))
-            np.save(written[f"edges_{split}"], np.stack(edges))
-    return written
+    states = _stream_states(generator, rng)
+    for start in range(0, total, chunk_size):
+        count = min(chunk_size, total - start)
+        for _ in range(count):
+            _skip_sample(timesteps, generator, rng)
+        end = _stream_states(generator, rng)
+        yield start, count, states, end
+        states = end
+
+
+def _check_states(actual: StreamStates, expected: StreamStates, start: int, count: int) -> None:
+    """Raise if a chunk's final stream states are not those the replay recorded after it."""
+    (torch_a, (name_a, keys_a, *rest_a)), (torch_e, (name_e, keys_e, *rest_e)) = actual, expected
+    numpy_same = name_a == name_e and np.array_equal(keys_a, keys_e) and rest_a == rest_e
+    diverged = [name for name, same in (("torch", torch_a == torch_e), ("numpy", numpy_same)) if not same]
+    if diverged:
+        raise RuntimeError(
+            f"generate: samples {start}..{start + count - 1} left the {' and '.join(diverged)} stream in another "
+            f"state than the replay of the recipe, so the parallel result would differ from the sequential one. "
+            f"The installed networkx ({nx.__version__}) probably draws differently in spring_layout than the "
+            f"replay assumes (one rand({NUM_VERTICES}, {NUM_DIMS}) per call); generate with workers=1."
+        )
+
+
+def _generate_chunk(
+    timesteps: int, start: int, count: int, states: StreamStates, expected_end: StreamStates
+) -> tuple[int, np.ndarray, np.ndarray]:
+    """Worker task: samples ``start..start+count-1`` of the recipe from the replayed states."""
+    generator = torch.Generator()
+    generator.set_state(torch.frombuffer(bytearray(states[0]), dtype=torch.uint8))
+    rng = np.random.RandomState()
+    rng.set_state(states[1])
+    positions = np.empty((count, timesteps, NUM_DIMS, NUM_VERTICES), dtype=np.float64)
+    edges = np.empty((count, NUM_VERTICES, NUM_VERTICES), dtype=np.float32)
+    for k in range(count):
+        positions[k], edges[k] = sample_trajectory(timesteps, generator, rng)
+    _check_states(_stream_states(generator, rng), expected_end, start, count)
+    return start, positions, edges
+
+
+def _generate_parallel(
+    timesteps: int, total: int, workers: int, chunk_size: int, bar: tqdm
+) -> tuple[np.ndarray, np.ndarray]:
+    """All ``total`` samples in order, chunks generated by ``workers`` processes."""
+    positions = np.empty((total, timesteps, NUM_DIMS, NUM_VERTICES), dtype=np.float64)
+    edges = np.empty((total, NUM_VERTICES, NUM_VERTICES), dtype=np.float32)
+
+    def collect(futures: set[Future]) -> None:
+        for future in futures:
+            start, p, e = future.result()  # re-raises a worker's error, e.g. a state mismatch
+            positions[start : start + len(p)] = p
+            edges[start : start + len(e)] = e
+            bar.update(len(p))
+
+    pool = ProcessPoolExecutor(min(workers, -(-total // chunk_size)))
+    try:
+        pending: set[Future] = set()
+        # The replay runs while the workers generate: a chunk is submitted as soon as its states are known.
+        for job in _replay_chunks(timesteps, total, chunk_size):
+            pending.add(pool.submit(_generate_chunk, timesteps, *job))
+            done = {future for future in pending if future.done()}
+            collect(done)
+            pending -= done
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            collect(done)
+    finally:
+        pool.shutdown(cancel_futures=True)
+    return positions, edges
 
 
 def load_split(data_dir: str | Path, split: str, timesteps: int, limit: int | None = None) -> Split:
