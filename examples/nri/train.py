@@ -288,6 +288,12 @@ def train(
                 if time_limit is not None and time.monotonic() - started > time_limit and done < config.iterations:
                     bar.write(f"time limit of {time_limit:g} s reached: stopped at iteration {done} (resumable)")
                     break
+    first = checkpoint["state"]["iteration"] if checkpoint is not None else 0
+    seconds = time.monotonic() - started
+    bar.write(
+        f"trained iterations {first}..{state['iteration']} in {seconds:.1f} s "
+        f"({(state['iteration'] - first) / seconds:.1f} it/s, validation and loading included)"
+    )
     return state["best"]
 
 
