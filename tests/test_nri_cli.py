@@ -111,6 +111,8 @@ def test_config_defaults_follow_the_paper():
         Config(estimator="sst")
     with pytest.raises(ValueError, match="batch_size must be a positive int"):
         Config(batch_size=0)
+    with pytest.raises(ValueError, match="skip_first must be a bool"):
+        Config(skip_first=1)
 
 
 @pytest.mark.cuda

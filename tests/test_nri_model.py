@@ -119,6 +119,25 @@ def test_decoder_messages_follow_the_edge_weights():
     torch.testing.assert_close(decoder(x, no_edges, 1), before, rtol=0, atol=0)
 
 
+def test_decoder_skip_first_sends_no_messages_for_type_zero():
+    torch.manual_seed(0)
+    layout = EdgeLayout(4)
+    decoder = Decoder(layout, hidden=8, skip_first=True)
+    assert len(decoder.msg_fc1) == len(decoder.msg_fc2) == 1  # only type 1 ("edge") has a network
+    x = torch.randn(2, 4, 3, 2)
+    z = (torch.rand(2, 12) < 0.5).float()
+    with_type_zero = decoder(x, torch.stack([1.0 - z, z], dim=-1), 1)
+    # Whatever weight type 0 gets, the output is the same: it sends nothing.
+    torch.testing.assert_close(decoder(x, torch.stack([torch.full_like(z, 7.0), z], dim=-1), 1), with_type_zero)
+    # With no edges at all, no messages arrive: the output equals that of an all-zero message sum.
+    nothing = decoder(x, torch.zeros(2, 12, 2), 1)
+    assert not torch.allclose(nothing, with_type_zero)
+    frames = x.transpose(1, 2)[:, :1]
+    h = torch.relu(decoder.out_fc1(torch.cat([frames, torch.zeros(*frames.shape[:-1], 8)], dim=-1)))
+    expected = frames + decoder.out_fc3(torch.relu(decoder.out_fc2(h)))
+    torch.testing.assert_close(nothing[:, :, :1], expected.transpose(1, 2))
+
+
 def test_encoder_output_shape_and_edge_to_node():
     torch.manual_seed(0)
     layout = EdgeLayout(4)

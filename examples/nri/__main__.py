@@ -56,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--eval-batch-size", type=int, help="default 100")
     tr.add_argument("--hidden", type=int, help="hidden units of all MLPs (default 256)")
     tr.add_argument("--prediction-steps", type=int, help="decoder roll-out length in training (default T-1)")
+    tr.add_argument(
+        "--skip-first",
+        action="store_const",
+        const=True,
+        help="type 0 ('no edge') sends no messages, so only tree edges do (NRI's skip_first; off in the recipe)",
+    )
     tr.add_argument("--seed", type=int, help="default 0")
     tr.add_argument("--train-size", type=int, help="use only the first N train samples")
     tr.add_argument("--valid-size", type=int, help="validate on the first N valid samples")

@@ -112,14 +112,19 @@ class Decoder(nn.Module):
 
     One step: messages ``ReLU(Linear(ReLU(Linear([x_send, x_recv]))))`` per edge type, weighted by
     the edge type and summed at receivers; the output MLP (2 + hidden → hidden → hidden → 2)
-    predicts ``x_{t+1} − x_t``.
+    predicts ``x_{t+1} − x_t``. ``skip_first`` (NRI's option of that name) gives type 0 no
+    message network, so that only the tree's edges carry messages.
     """
 
-    def __init__(self, layout: EdgeLayout, n_dims: int = 2, hidden: int = 256, edge_types: int = 2):
+    def __init__(
+        self, layout: EdgeLayout, n_dims: int = 2, hidden: int = 256, edge_types: int = 2, skip_first: bool = False
+    ):
         super().__init__()
         self.layout = layout
-        self.msg_fc1 = nn.ModuleList(nn.Linear(2 * n_dims, hidden) for _ in range(edge_types))
-        self.msg_fc2 = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(edge_types))
+        # Edge types that send messages; with skip_first, type 0 ("no edge") sends none.
+        self.message_types = list(range(1 if skip_first else 0, edge_types))
+        self.msg_fc1 = nn.ModuleList(nn.Linear(2 * n_dims, hidden) for _ in self.message_types)
+        self.msg_fc2 = nn.ModuleList(nn.Linear(hidden, hidden) for _ in self.message_types)
         self.out_fc1 = nn.Linear(n_dims + hidden, hidden)
         self.out_fc2 = nn.Linear(hidden, hidden)
         self.out_fc3 = nn.Linear(hidden, n_dims)
@@ -128,7 +133,7 @@ class Decoder(nn.Module):
         """``x [B, S, n, d]``, ``edge_weights [B, 1, 90, types]`` -> next positions ``[B, S, n, d]``."""
         pre_msg = torch.cat([x[..., self.layout.senders, :], x[..., self.layout.receivers, :]], dim=-1)
         messages = 0
-        for k, (fc1, fc2) in enumerate(zip(self.msg_fc1, self.msg_fc2)):
+        for k, fc1, fc2 in zip(self.message_types, self.msg_fc1, self.msg_fc2):
             messages = messages + F.relu(fc2(F.relu(fc1(pre_msg)))) * edge_weights[..., k : k + 1]
         incoming = self.layout.receiver_onehot.t().matmul(messages)
         h = F.relu(self.out_fc1(torch.cat([x, incoming], dim=-1)))

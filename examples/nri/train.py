@@ -58,6 +58,7 @@ class Config:
     eval_batch_size: int = 100
     hidden: int = 256
     prediction_steps: int | None = None
+    skip_first: bool = False
     seed: int = 0
     train_size: int | None = None
     valid_size: int | None = None
@@ -77,6 +78,8 @@ class Config:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Config: {name} must be a positive int, got {value!r}")
+        if not isinstance(self.skip_first, bool):
+            raise ValueError(f"Config: skip_first must be a bool, got {self.skip_first!r}")
         if not 1 <= self.prediction_steps <= self.timesteps:
             raise ValueError(f"Config: prediction_steps must be in [1, {self.timesteps}], got {self.prediction_steps}")
 
@@ -89,7 +92,7 @@ class Model(nn.Module):
         self.config = config
         self.layout = EdgeLayout(NUM_VERTICES)
         self.encoder = Encoder(self.layout, config.timesteps * NUM_DIMS, config.hidden)
-        self.decoder = Decoder(self.layout, NUM_DIMS, config.hidden)
+        self.decoder = Decoder(self.layout, NUM_DIMS, config.hidden, skip_first=config.skip_first)
         common = {
             "central": config.difference == "central",
             "noise": difftools.SumOfGamma(k=NUM_VERTICES, terms=10),
