@@ -250,35 +250,45 @@ class AIMLE(FiniteDifference):
         return self.alpha.to(theta.dtype) * ratio.sum(0, keepdim=True) / count
 
     def _observe(self, diff: Tensor) -> None:
-        # [non-zeros, instances] as exact integers (a half-precision sum would round), in ONE tensor
-        # so that a single all-reduce gives every rank the statistics of the global batch.
         instances = math.prod(diff.shape[: diff.dim() - self.solver.event_dim])
-        stats = torch.stack([torch.count_nonzero(diff), diff.new_full((), instances, dtype=torch.int64)])
-        if self.sync and dist.is_available() and dist.is_initialized():
-            # Runs inside backward, like SyncBatchNorm's collectives: every rank must backpropagate
-            # through the layer equally often (as DDP itself requires).
-            dist.all_reduce(stats)
+        nonzero = torch.count_nonzero(diff)
         with torch.no_grad():
-            self._update_controller(stats)
+            if self.sync and dist.is_available() and dist.is_initialized():
+                # [non-zeros, instances] as exact integers (a half-precision sum would round), in ONE
+                # tensor so that a single all-reduce gives every rank the global batch's statistics.
+                # Runs inside backward, like SyncBatchNorm's collectives: every rank must
+                # backpropagate through the layer equally often (as DDP itself requires).
+                stats = torch.stack([nonzero, diff.new_full((), instances, dtype=torch.int64)])
+                dist.all_reduce(stats)
+                self._update_controller(stats[0], stats[1])
+            elif instances > 0:
+                # One process: the instance count is known here, so no device-side guard is needed.
+                self._update_controller(nonzero, instances)
 
-    def _update_controller(self, stats: Tensor) -> None:
+    def _update_controller(self, nonzero: Tensor, instances: Tensor | int) -> None:
         """Eq. 9, then Eq. 10 or the fast log-space rule: in-place buffer updates, no host sync.
 
-        ``stats`` = [non-zero entries, instances] of this step; a step without instances (an
-        empty batch on every rank) leaves α and ḡ unchanged.
+        ``nonzero`` / ``instances``: non-zero entries and instances of this step (``instances`` a
+        tensor after an all-reduce); a step without instances (an empty batch on every rank)
+        leaves α and ḡ unchanged.
         """
-        seen = stats[1] > 0
-        mean_nnz = stats[0].to(self.nnz_ema.dtype) / stats[1].clamp_min(1)
-        ema = torch.where(seen, self.decay * self.nnz_ema + (1.0 - self.decay) * mean_nnz, self.nnz_ema)
-        self.nnz_ema.copy_(ema)
+        seen = instances > 0 if isinstance(instances, Tensor) else None
+        count = instances.clamp_min(1) if isinstance(instances, Tensor) else instances
+        mean_nnz = nonzero.to(self.nnz_ema.dtype) / count
+
+        def keep_unseen(new: Tensor, old: Tensor) -> Tensor:
+            return new if seen is None else torch.where(seen, new, old)
+
+        ema = self.decay * self.nnz_ema + (1.0 - self.decay) * mean_nnz
+        self.nnz_ema.copy_(keep_unseen(ema, self.nnz_ema))
         if self.controller == "fast":
             scale = self.target_nnz if self.target_nnz > 0 else 1.0
             error = ((self.target_nnz - mean_nnz) / scale).clamp(-1.0, 1.0)
             fast = self.alpha.clamp_min(self.step) * torch.exp(self.FAST_GAIN * error)
-            self.alpha.copy_(torch.where(seen, fast, self.alpha))
+            self.alpha.copy_(keep_unseen(fast, self.alpha))
             return
         delta = torch.where(ema <= self.target_nnz, self.step, -self.step)
-        self.alpha.copy_(torch.where(seen, (self.alpha + delta).clamp_min(0.0), self.alpha))
+        self.alpha.copy_(keep_unseen((self.alpha + delta).clamp_min(0.0), self.alpha))
 
     def _extra_repr_parts(self) -> list[str]:
         parts = [f"target_nnz={self.target_nnz:g}", f"step={self.step:g}", f"decay={self.decay:g}"]

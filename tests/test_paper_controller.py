@@ -63,7 +63,14 @@ def test_paper_rule_is_untouched_exact_trace():
     for layer in (dt.AIMLE(argmax, step=0.2), dt.AIMLE(argmax, step=0.2, controller="paper")):
         trace = []
         for m in counts:
-            layer._update_controller(torch.tensor([m, 1.0]))  # [non-zero count, instances]
+            layer._update_controller(torch.tensor(m), 1)  # non-zero count, instances (one process)
+            trace.append((layer.alpha.item(), layer.nnz_ema.item()))
+        assert trace == _reference_paper_trace(counts, alpha0=0.0, ema0=1.0, step=0.2, decay=0.9, target=1.0)
+        # The guarded path (statistics after an all-reduce arrive as tensors) gives the same trace.
+        layer = dt.AIMLE(argmax, step=0.2)
+        trace = []
+        for m in counts:
+            layer._update_controller(torch.tensor(m), torch.tensor(1))
             trace.append((layer.alpha.item(), layer.nnz_ema.item()))
         assert trace == _reference_paper_trace(counts, alpha0=0.0, ema0=1.0, step=0.2, decay=0.9, target=1.0)
 
