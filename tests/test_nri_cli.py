@@ -81,6 +81,16 @@ def test_resume_equals_uninterrupted_and_evaluate(data_dir, tmp_path):
         assert (straight / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_decoder_and_controller_options_reach_the_model(data_dir, tmp_path):
+    _train(tmp_path / "opts", data_dir, "--iterations", "2", "--skip-first", "--target-nnz", "0.5")
+    config = json.loads((tmp_path / "opts" / "config.json").read_text())
+    assert config["skip_first"] is True and config["target_nnz"] == 0.5
+    from examples.nri.train import load_model
+
+    model = load_model(tmp_path / "opts" / "last.pt")
+    assert model.tree.target_nnz == 0.5 and model.decoder.message_types == [1]
+
+
 def test_imle_central_runs(data_dir, tmp_path):
     _train(tmp_path / "imle", data_dir, "--estimator", "imle", "--difference", "central", "--iterations", "2")
     config = json.loads((tmp_path / "imle" / "config.json").read_text())
@@ -113,6 +123,8 @@ def test_config_defaults_follow_the_paper():
         Config(batch_size=0)
     with pytest.raises(ValueError, match="skip_first must be a bool"):
         Config(skip_first=1)
+    with pytest.raises(ValueError, match="target_nnz must be a positive number"):
+        Config(target_nnz=0)
 
 
 @pytest.mark.cuda

@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--lr", type=float, help="default: the paper's value for (timesteps, difference)")
     tr.add_argument("--noise-temperature", type=float, help="default: the paper's value")
     tr.add_argument("--imle-lambda", type=float, help="IMLE's fixed step λ (default 10)")
+    tr.add_argument(
+        "--target-nnz",
+        type=float,
+        help="AIMLE's target number of non-zero gradient entries per instance, over the 45 pairs (default 1)",
+    )
     tr.add_argument("--iterations", type=int, help="total iterations (default 50,000)")
     tr.add_argument("--batch-size", type=int, help="default 128")
     tr.add_argument("--validate-every", type=int, help="default 500")

@@ -51,6 +51,7 @@ class Config:
     lr: float | None = None
     noise_temperature: float | None = None
     imle_lambda: float = 10.0
+    target_nnz: float = 1.0
     iterations: int = 50_000
     batch_size: int = 128
     validate_every: int = 500
@@ -78,6 +79,9 @@ class Config:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Config: {name} must be a positive int, got {value!r}")
+        nnz = self.target_nnz
+        if isinstance(nnz, bool) or not isinstance(nnz, (int, float)) or not nnz > 0:
+            raise ValueError(f"Config: target_nnz must be a positive number, got {self.target_nnz!r}")
         if not isinstance(self.skip_first, bool):
             raise ValueError(f"Config: skip_first must be a bool, got {self.skip_first!r}")
         if not 1 <= self.prediction_steps <= self.timesteps:
@@ -102,7 +106,9 @@ class Model(nn.Module):
         }
         solver = difftools.get_solver("spanning_tree")
         if config.estimator == "aimle":
-            self.tree = difftools.AIMLE(solver, step=1e-3, initial_alpha=0.0, **common)
+            self.tree = difftools.AIMLE(
+                solver, step=1e-3, initial_alpha=0.0, target_nnz=config.target_nnz, **common
+            )
         else:
             self.tree = difftools.IMLE(solver, lam=config.imle_lambda, **common)
 
