@@ -3,13 +3,17 @@
 #   1. the CUDA tests (pytest -m cuda) while the NRI dataset is generated on the CPUs,
 #   2. the GPU benchmarks (estimator overhead, batched solvers vs CPU baselines),
 #   3. NRI (AIMLE forward seeds 0 and 1, AIMLE central, I-MLE forward) trained side by side
-#      for what is left of DEADLINE seconds, then evaluated on the test split and plotted.
+#      for what is left of DEADLINE seconds, then evaluated on the test split and plotted;
+#      NRI_CONTINUE="name ..." instead resumes those runs of $RUNS (carried to the machine) with
+#      --resume, so a 50,000-iteration run can be spread over several leases.
 # Results land in $OUT (default ./device-out): logs, a tarball of the NRI runs and checkpoints.
 #
 #   OUT=/tmp/out DEADLINE=540 bash benchmarks/device_checks.sh
 #   DEVICE=cpu NRI_TIME_LIMIT=20 NRI_SIZES="--train 64 --valid 16 --test 16" \
 #     NRI_TRAIN_EXTRA="--hidden 8 --batch-size 8 --validate-every 5" SKIP_BENCH=1 bash benchmarks/device_checks.sh
 #                                                                # a dry run of the plumbing on a CPU
+#   SKIP_TESTS=1 SKIP_BENCH=1 NRI_CONTINUE=aimle-forward-s0 RUNS=runs/device bash benchmarks/device_checks.sh
+#                                    # a lease spent on continuing one run (carry runs/device/aimle-forward-s0)
 set -u
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 OUT=${OUT:-device-out}
@@ -48,7 +52,7 @@ WORKERS=$(($(nproc) > 3 ? $(nproc) - 2 : 1))
     (cd "$NRI_DATA" && sha256sum ./*.npy) >>"$OUT/generate.log" 2>&1
 ) &
 GEN=$!
-if [ "$DEVICE" = cuda ]; then
+if [ "$DEVICE" = cuda ] && [ -z "${SKIP_TESTS:-}" ]; then
     stamp "pytest -m cuda" | tee -a "$OUT/checks.log"
     timeout 150 "$PY" -m pytest -m cuda -q -p no:cacheprovider tests/test_core_adapter.py tests/test_core_aimle.py \
         tests/test_core_noise.py tests/test_estimators_matrix.py tests/test_nri_cli.py tests/test_solvers_grid.py \
@@ -72,14 +76,24 @@ LEFT=$((DEADLINE - ($(date +%s) - START) - RESERVE))
 LIMIT=$((LEFT < NRI_TIME_LIMIT ? LEFT : NRI_TIME_LIMIT))
 LIMIT=$((LIMIT < 10 ? 10 : LIMIT))
 stamp "NRI training, $LIMIT s each" | tee -a "$OUT/checks.log"
-names=(aimle-forward-s0 aimle-forward-s1 aimle-central-s0 imle-forward-s0)
-flags=("--seed 0" "--seed 1" "--difference central --seed 0" "--estimator imle --seed 0")
+if [ -n "${NRI_CONTINUE:-}" ]; then
+    read -r -a names <<<"$NRI_CONTINUE"
+else
+    names=(aimle-forward-s0 aimle-forward-s1 aimle-central-s0 imle-forward-s0)
+    flags=("--seed 0" "--seed 1" "--difference central --seed 0" "--estimator imle --seed 0")
+fi
 pids=()
 for i in "${!names[@]}"; do
-    # shellcheck disable=SC2086  # word splitting of the flag strings is intended
-    "$PY" -m examples.nri train --run-dir "$RUNS/${names[$i]}" --data-dir "$NRI_DATA" --device "$DEVICE" \
-        --eval-batch-size 1000 --time-limit "$LIMIT" ${flags[$i]} $NRI_TRAIN_EXTRA \
-        >"$RUNS/${names[$i]}.out" 2>&1 &
+    if [ -n "${NRI_CONTINUE:-}" ]; then
+        # Everything but the device and the time limit comes from the run's own config.json.
+        "$PY" -m examples.nri train --run-dir "$RUNS/${names[$i]}" --data-dir "$NRI_DATA" --device "$DEVICE" \
+            --resume --time-limit "$LIMIT" >>"$RUNS/${names[$i]}.out" 2>&1 &
+    else
+        # shellcheck disable=SC2086  # word splitting of the flag strings is intended
+        "$PY" -m examples.nri train --run-dir "$RUNS/${names[$i]}" --data-dir "$NRI_DATA" --device "$DEVICE" \
+            --eval-batch-size 1000 --time-limit "$LIMIT" ${flags[$i]} $NRI_TRAIN_EXTRA \
+            >"$RUNS/${names[$i]}.out" 2>&1 &
+    fi
     pids+=($!)
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
@@ -93,13 +107,19 @@ for name in "${names[@]}"; do
 done
 wait
 for name in "${names[@]}"; do
-    echo "== $name: $(grep -o 'time limit.*' "$RUNS/$name.out" | tail -1)" >>"$OUT/checks.log"
-    grep -a "trained" "$RUNS/$name.out" | tail -1 >>"$OUT/checks.log"
+    echo "== $name: $(grep -a "trained" "$RUNS/$name.out" | tail -1)" >>"$OUT/checks.log"
     cat "$RUNS/$name/eval.json" >>"$OUT/checks.log" 2>&1
 done
 tar czf "$OUT/nri_runs.tgz" --exclude='*.pt' "$RUNS"
 tar czf "$OUT/nri_best.tgz" "$RUNS"/*/best.pt 2>/dev/null
-for name in aimle-forward-s0 aimle-forward-s1; do
-    cp "$RUNS/$name/last.pt" "$OUT/last_$name.pt" 2>/dev/null
-done
+if [ -n "${NRI_CONTINUE:-}" ]; then
+    # The continued runs' checkpoints come back whole, to be carried to the next lease.
+    for name in "${names[@]}"; do
+        tar cf "$OUT/run_$name.tar" -C "$RUNS" "$name"
+    done
+else
+    for name in aimle-forward-s0 aimle-forward-s1; do
+        cp "$RUNS/$name/last.pt" "$OUT/last_$name.pt" 2>/dev/null
+    done
+fi
 stamp "done" | tee -a "$OUT/checks.log"
