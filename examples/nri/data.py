@@ -176,37 +176,37 @@ def generate(
             raise ValueError(f"generate: {name} must be a positive int, got {value!r}")
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
     total = sum(sizes.values())
     with tqdm(total=total, desc=f"generate T={timesteps}", disable=not progress) as bar:
         if workers == 1:
-            generator = torch.Generator().manual_seed(SEED)
-            rng = np.random.RandomState(SEED)
-            for split in SPLITS:
-                positions, edges = [], []
-                for _ in range(sizes[split]):
-                    p, e = sample_trajectory(timesteps, generator, rng)
-                    positions.append(p)
-                    edges.append(e)
-                    bar.update()
-                _save_split(written, data_dir, split, timesteps, np.stack(positions), np.stack(edges))
+            streams = torch.Generator().manual_seed(SEED), np.random.RandomState(SEED)
+            positions, edges = _sample_block(timesteps, total, *streams, bar)
         else:
             positions, edges = _generate_parallel(timesteps, total, workers, chunk_size, bar)
-            start = 0
-            for split in SPLITS:
-                stop = start + sizes[split]
-                _save_split(written, data_dir, split, timesteps, positions[start:stop], edges[start:stop])
-                start = stop
+    # The splits are consecutive pieces of one sequence of samples.
+    written: dict[str, Path] = {}
+    start = 0
+    for split in SPLITS:
+        stop = start + sizes[split]
+        written[f"data_{split}"] = data_file(data_dir, split, timesteps)
+        written[f"edges_{split}"] = edges_file(data_dir, split, timesteps)
+        np.save(written[f"data_{split}"], positions[start:stop])
+        np.save(written[f"edges_{split}"], edges[start:stop])
+        start = stop
     return written
 
 
-def _save_split(
-    written: dict[str, Path], data_dir: Path, split: str, timesteps: int, positions: np.ndarray, edges: np.ndarray
-) -> None:
-    written[f"data_{split}"] = data_file(data_dir, split, timesteps)
-    written[f"edges_{split}"] = edges_file(data_dir, split, timesteps)
-    np.save(written[f"data_{split}"], positions)
-    np.save(written[f"edges_{split}"], edges)
+def _sample_block(
+    timesteps: int, count: int, generator: torch.Generator, rng: np.random.RandomState, bar: tqdm | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` consecutive samples of the recipe from the streams' current states, as arrays."""
+    positions = np.empty((count, timesteps, NUM_DIMS, NUM_VERTICES), dtype=np.float64)
+    edges = np.empty((count, NUM_VERTICES, NUM_VERTICES), dtype=np.float32)
+    for k in range(count):
+        positions[k], edges[k] = sample_trajectory(timesteps, generator, rng)
+        if bar is not None:
+            bar.update()
+    return positions, edges
 
 
 # Stream states as plain picklable values: (torch generator state bytes, numpy RandomState.get_state()).
@@ -271,10 +271,7 @@ def _generate_chunk(
     generator.set_state(torch.frombuffer(bytearray(states[0]), dtype=torch.uint8))
     rng = np.random.RandomState()
     rng.set_state(states[1])
-    positions = np.empty((count, timesteps, NUM_DIMS, NUM_VERTICES), dtype=np.float64)
-    edges = np.empty((count, NUM_VERTICES, NUM_VERTICES), dtype=np.float32)
-    for k in range(count):
-        positions[k], edges[k] = sample_trajectory(timesteps, generator, rng)
+    positions, edges = _sample_block(timesteps, count, generator, rng)
     _check_states(_stream_states(generator, rng), expected_end, start, count)
     return start, positions, edges
 

@@ -81,7 +81,7 @@ class Config:
                 raise ValueError(f"Config: {name} must be a positive int, got {value!r}")
         nnz = self.target_nnz
         if isinstance(nnz, bool) or not isinstance(nnz, (int, float)) or not nnz > 0:
-            raise ValueError(f"Config: target_nnz must be a positive number, got {self.target_nnz!r}")
+            raise ValueError(f"Config: target_nnz must be a positive number, got {nnz!r}")
         if not isinstance(self.skip_first, bool):
             raise ValueError(f"Config: skip_first must be a bool, got {self.skip_first!r}")
         if not 1 <= self.prediction_steps <= self.timesteps:
@@ -246,6 +246,7 @@ def train(
         generator.set_state(checkpoint["generator"].cpu())
         state = checkpoint["state"]
     log = _Log(run_dir / "log.jsonl", state["iteration"] if checkpoint is not None else None)
+    first = state["iteration"]
 
     train_split = load_split(data_dir, "train", config.timesteps, config.train_size).to(device)
     valid_split = load_split(data_dir, "valid", config.timesteps, config.valid_size).to(device)
@@ -300,7 +301,6 @@ def train(
                 if time_limit is not None and time.monotonic() - started > time_limit and done < config.iterations:
                     bar.write(f"time limit of {time_limit:g} s reached: stopped at iteration {done} (resumable)")
                     break
-    first = checkpoint["state"]["iteration"] if checkpoint is not None else 0
     seconds = time.monotonic() - started
     bar.write(
         f"trained iterations {first}..{state['iteration']} in {seconds:.1f} s "
