@@ -9,6 +9,7 @@ import torch
 
 from examples.nri.__main__ import main
 from examples.nri.train import Config
+from tests.bad_input import PickleBomb, cli_error
 
 TINY = ["--hidden", "8", "--batch-size", "4", "--validate-every", "2", "--log-every", "1", "--eval-batch-size", "3"]
 
@@ -28,25 +29,28 @@ def test_generate_workers_gives_the_same_bytes(data_dir, tmp_path):
         assert (tmp_path / path.name).read_bytes() == path.read_bytes(), path.name
 
 
+def _argv(run_dir, data_dir, *extra):
+    return ["train", "--run-dir", str(run_dir), "--data-dir", str(data_dir), *TINY, *extra]
+
+
 def _train(run_dir, data_dir, *extra):
-    return main(["train", "--run-dir", str(run_dir), "--data-dir", str(data_dir), *TINY, *extra])
+    return main(_argv(run_dir, data_dir, *extra))
 
 
-def test_time_limit_stops_at_a_validation_and_resumes_bit_for_bit(data_dir, tmp_path):
+def test_time_limit_stops_at_a_validation_and_resumes_bit_for_bit(data_dir, tmp_path, capsys):
     straight, limited = tmp_path / "straight", tmp_path / "limited"
     _train(straight, data_dir, "--iterations", "6")
     # Any positive limit has passed by the first validation (iteration 2): the run stops there.
     _train(limited, data_dir, "--iterations", "6", "--time-limit", "1e-9")
-    assert torch.load(limited / "last.pt", weights_only=False)["state"]["iteration"] == 2
+    assert torch.load(limited / "last.pt", weights_only=True)["state"]["iteration"] == 2
     main(["train", "--run-dir", str(limited), "--data-dir", str(data_dir), "--resume"])
-    a = torch.load(straight / "last.pt", weights_only=False)
-    b = torch.load(limited / "last.pt", weights_only=False)
+    a = torch.load(straight / "last.pt", weights_only=True)
+    b = torch.load(limited / "last.pt", weights_only=True)
     assert b["state"]["iteration"] == 6
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
     assert (straight / "log.jsonl").read_text() == (limited / "log.jsonl").read_text()
-    with pytest.raises(ValueError, match="time_limit"):
-        _train(tmp_path / "bad", data_dir, "--time-limit", "0")
+    assert "time_limit" in cli_error(capsys, main, _argv(tmp_path / "bad", data_dir, "--time-limit", "0"))
 
 
 def test_resume_equals_uninterrupted_and_evaluate(data_dir, tmp_path):
@@ -56,8 +60,8 @@ def test_resume_equals_uninterrupted_and_evaluate(data_dir, tmp_path):
     # Only what is given is checked on --resume; the rest comes from the run's config.json.
     main(["train", "--run-dir", str(resumed), "--data-dir", str(data_dir), "--resume", "--iterations", "4"])
 
-    a = torch.load(straight / "last.pt", weights_only=False)
-    b = torch.load(resumed / "last.pt", weights_only=False)
+    a = torch.load(straight / "last.pt", weights_only=True)
+    b = torch.load(resumed / "last.pt", weights_only=True)
     assert a["state"]["iteration"] == b["state"]["iteration"] == 4
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
@@ -97,17 +101,63 @@ def test_imle_central_runs(data_dir, tmp_path):
     assert config["estimator"] == "imle" and config["lr"] == 5e-4 and config["noise_temperature"] == 0.1
 
 
-def test_run_directory_guards_and_settings(data_dir, tmp_path):
+def test_run_directory_guards_and_settings(data_dir, tmp_path, capsys):
     run = tmp_path / "run"
     _train(run, data_dir, "--iterations", "2")
-    with pytest.raises(FileExistsError, match="pass --resume"):
-        _train(run, data_dir, "--iterations", "2")
-    with pytest.raises(ValueError, match="same settings"):
-        main(["train", "--run-dir", str(run), "--data-dir", str(data_dir), "--resume", "--lr", "0.1"])
-    with pytest.raises(FileNotFoundError, match="--resume given"):
-        from examples.nri.train import train
+    message = cli_error(capsys, main, _argv(run, data_dir, "--iterations", "2"))
+    assert "pass --resume" in message and "--overwrite" in message
+    message = cli_error(capsys, main, ["train", "--run-dir", str(run), "--resume", "--lr", "0.1", "--seed", "3"])
+    assert "lr: the run has 0.0001, now 0.1" in message and "seed: the run has 0, now 3" in message
+    from examples.nri.train import train
 
+    with pytest.raises(FileNotFoundError, match="--resume: .*last.pt does not exist"):
         train(Config(), tmp_path / "missing", data_dir, resume=True)
+    # --overwrite replaces the run's files (and only those).
+    (run / "notes.txt").write_text("mine")
+    _train(run, data_dir, "--iterations", "2", "--overwrite")
+    assert (run / "notes.txt").read_text() == "mine"
+    assert "exclude each other" in cli_error(capsys, main, _argv(run, data_dir, "--resume", "--overwrite"))
+
+
+def test_resume_remembers_the_data_dir_and_says_what_it_does(data_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    _train(run, data_dir, "--iterations", "2")
+    capsys.readouterr()
+    main(["train", "--run-dir", str(run), "--resume", "--iterations", "4"])  # no --data-dir: the run's
+    out = capsys.readouterr().out
+    assert f"resuming {run} at iteration 3 of 4" in out
+    main(["train", "--run-dir", str(run), "--resume", "--iterations", "4"])
+    assert f"nothing to do: {run} has finished 4 of 4 iterations" in capsys.readouterr().out
+    message = cli_error(capsys, main, ["train", "--run-dir", str(run), "--resume", "--data-dir", str(tmp_path)])
+    assert "was trained on --data-dir" in message
+    main(["evaluate", "--run-dir", str(run)])  # the run's data directory again
+    assert json.loads((run / "eval.json").read_text())["test_samples"] == 3
+
+
+def test_torn_log_line_is_dropped_on_resume(data_dir, tmp_path):
+    run = tmp_path / "run"
+    _train(run, data_dir, "--iterations", "2")
+    with (run / "log.jsonl").open("a") as f:
+        f.write('{"iteration": 3, "split": "tr')  # killed during an append
+    with pytest.warns(UserWarning, match="torn last line"):
+        main(["train", "--run-dir", str(run), "--resume", "--iterations", "4"])
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in records if r["split"] == "valid"] == [2, 4]
+
+
+def test_tampered_checkpoint_is_refused_not_executed(data_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    _train(run, data_dir, "--iterations", "2")
+    marker = tmp_path / "pwned"
+    torch.save({"config": PickleBomb(marker)}, run / "last.pt")  # an object that runs code when unpickled
+    torch.save({"config": PickleBomb(marker)}, run / "best.pt")
+    for argv in (
+        ["train", "--run-dir", str(run), "--resume", "--iterations", "4"],
+        ["evaluate", "--run-dir", str(run)],
+        ["plot", "--run-dir", str(run), "--count", "1"],
+    ):
+        assert "not a readable tensors-only checkpoint" in cli_error(capsys, main, argv)
+    assert not marker.exists()
 
 
 def test_config_defaults_follow_the_paper():

@@ -47,7 +47,7 @@ def test_generate_train_resume_evaluate_plot(data_dir, tmp_path, capsys):
     log = [json.loads(line) for line in (split / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1, 2]
     assert log[1]["lr"] == pytest.approx(5e-5)  # ×0.1 after the milestone epoch
-    timing = ("epoch_seconds", "solver_seconds", "solver_share")
+    timing = ("epoch_seconds", "solver_seconds", "solver_share", "val_seconds", "elapsed_seconds")
     assert [{k: v for k, v in r.items() if k not in timing} for r in a["history"]] == [
         {k: v for k, v in r.items() if k not in timing} for r in log
     ]

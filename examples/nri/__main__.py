@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from examples import run_files
 from examples.nri.data import FULL_SIZES, generate
 from examples.nri.train import Config, evaluate, train
 
@@ -35,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--data-dir", default="data")
     tr.add_argument("--device", default="cpu")
     tr.add_argument("--resume", action="store_true", help="continue the run in --run-dir from last.pt")
+    tr.add_argument("--overwrite", action="store_true", help="replace the run in --run-dir")
     tr.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     tr.add_argument(
         "--time-limit",
@@ -73,14 +75,14 @@ def _parser() -> argparse.ArgumentParser:
 
     ev = commands.add_parser("evaluate", help="test ELBO and edge precision/recall at the best checkpoint")
     ev.add_argument("--run-dir", required=True)
-    ev.add_argument("--data-dir", default="data")
+    ev.add_argument("--data-dir", default="data", help="default: the run's (from its config.json), else data")
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--test-size", type=int, default=None, help="use only the first N test samples")
     ev.add_argument("--threads", type=int, default=None)
 
     pl = commands.add_parser("plot", help="PNGs: trajectories with true vs recovered trees, learning curves")
     pl.add_argument("--run-dir", required=True)
-    pl.add_argument("--data-dir", default="data")
+    pl.add_argument("--data-dir", default="data", help="default: the run's (from its config.json), else data")
     pl.add_argument("--count", type=int, default=4, help="test samples to draw")
     return parser
 
@@ -88,8 +90,22 @@ def _parser() -> argparse.ArgumentParser:
 _CONFIG_FIELDS = [field.name for field in dataclasses.fields(Config)]
 
 
+def _run_data_dir(args: argparse.Namespace, explicit: set[str]) -> str:
+    """``--data-dir`` if given, else the one the run was trained on (recorded in its config.json)."""
+    saved = Path(args.run_dir) / "config.json"
+    if "data_dir" in explicit or not saved.exists():
+        return args.data_dir
+    return json.loads(saved.read_text()).get("data_dir", args.data_dir)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    return run_files.run_cli(lambda: _run(args, run_files.given_options(_parser, argv)), parser.prog)
+
+
+def _run(args: argparse.Namespace, explicit: set[str]) -> int:
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
 
@@ -99,25 +115,42 @@ def main(argv: list[str] | None = None) -> int:
             print(path)
     elif args.command == "train":
         given = {name: getattr(args, name) for name in _CONFIG_FIELDS if getattr(args, name) is not None}
+        data_dir = args.data_dir
         if args.resume:
             saved_path = Path(args.run_dir) / "config.json"
             if not saved_path.exists():
-                raise SystemExit(f"train --resume: {saved_path} not found")
-            config = Config(**{**json.loads(saved_path.read_text()), **given})
+                raise FileNotFoundError(f"train --resume: {saved_path} not found; is {args.run_dir} a run directory?")
+            saved = json.loads(saved_path.read_text())
+            saved_data_dir = saved.pop("data_dir", None)  # runs from before it was recorded: --data-dir or data/
+            if saved_data_dir is not None:
+                if "data_dir" in explicit and str(args.data_dir) != saved_data_dir:
+                    raise ValueError(
+                        f"--resume: {args.run_dir} was trained on --data-dir {saved_data_dir}, not {args.data_dir}; "
+                        "drop --data-dir to use the run's"
+                    )
+                data_dir = saved_data_dir
+            config = Config(**{**saved, **given})
         else:
             config = Config(**given)
         best = train(
-            config, args.run_dir, args.data_dir, args.device, resume=args.resume, time_limit=args.time_limit
+            config,
+            args.run_dir,
+            data_dir,
+            args.device,
+            resume=args.resume,
+            time_limit=args.time_limit,
+            overwrite=args.overwrite,
         )
         print(json.dumps(best, indent=2))
     elif args.command == "evaluate":
-        print(json.dumps(evaluate(args.run_dir, args.data_dir, args.device, args.test_size), indent=2))
+        data_dir = _run_data_dir(args, explicit)
+        print(json.dumps(evaluate(args.run_dir, data_dir, args.device, args.test_size), indent=2))
     elif args.command == "plot":
         # matplotlib is only imported when plotting.
         from examples.nri.plot import plot_learning_curves, plot_trajectories
 
         run = Path(args.run_dir)
-        print(plot_trajectories(run / "best.pt", args.data_dir, run / "trajectories.png", args.count))
+        print(plot_trajectories(run / "best.pt", _run_data_dir(args, explicit), run / "trajectories.png", args.count))
         print(plot_learning_curves(run / "log.jsonl", run / "learning_curves.png"))
     return 0
 

@@ -307,6 +307,22 @@ def _generate_parallel(
     return positions, edges
 
 
+def _load_array(path: Path, sample_shape: tuple[int, ...], timesteps: int) -> np.ndarray:
+    """A memory-mapped ``.npy`` whose samples have ``sample_shape``; errors name the file."""
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(
+            f"{path} is not a readable .npy array ({error}); it may be truncated — regenerate it with "
+            f"`python -m examples.nri generate --timesteps {timesteps}`"
+        ) from None
+    if array.ndim != 1 + len(sample_shape) or array.shape[1:] != sample_shape:
+        raise ValueError(f"{path} has shape {array.shape}, expected (N, {', '.join(map(str, sample_shape))})")
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"{path} has dtype {array.dtype}, expected floating point")
+    return array
+
+
 def load_split(data_dir: str | Path, split: str, timesteps: int, limit: int | None = None) -> Split:
     """Load a split as model inputs; ``limit`` keeps its first samples."""
     if split not in SPLITS:
@@ -317,8 +333,19 @@ def load_split(data_dir: str | Path, split: str, timesteps: int, limit: int | No
             f"{path} not found; run `python -m examples.nri generate --timesteps {timesteps} "
             f"--data-dir {data_dir}` first"
         )
-    data = np.load(path, mmap_mode="r")[:limit]
-    edges = np.load(edges_file(data_dir, split, timesteps), mmap_mode="r")[:limit]
+    edges_path = edges_file(data_dir, split, timesteps)
+    if not edges_path.exists():
+        raise FileNotFoundError(
+            f"{edges_path} not found (its positions file {path.name} exists); regenerate the split with "
+            f"`python -m examples.nri generate --timesteps {timesteps} --data-dir {data_dir}`"
+        )
+    data = _load_array(path, (timesteps, NUM_DIMS, NUM_VERTICES), timesteps)[:limit]
+    edges = _load_array(edges_path, (NUM_VERTICES, NUM_VERTICES), timesteps)[:limit]
+    if len(data) != len(edges):
+        raise ValueError(
+            f"{path} holds {len(data)} samples but {edges_path.name} holds {len(edges)}: the two files of the "
+            f"{split!r} split come from different runs; regenerate them together"
+        )
     # (N, T, 2, n) -> (N, n, T, 2): one row of T positions per particle, as the encoder reads it.
     positions = torch.from_numpy(np.ascontiguousarray(np.transpose(data, (0, 3, 1, 2)), dtype=np.float32))
     return Split(positions, torch.from_numpy(np.array(edges)))

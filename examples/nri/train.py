@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 import difftools
+from examples import run_files
 from examples.nri.data import NUM_DIMS, NUM_VERTICES, Split, load_split
 from examples.nri.model import Decoder, EdgeLayout, Encoder
 from examples.nri.objective import edge_metrics, gaussian_nll, gumbel_kl
@@ -106,9 +107,7 @@ class Model(nn.Module):
         }
         solver = difftools.get_solver("spanning_tree")
         if config.estimator == "aimle":
-            self.tree = difftools.AIMLE(
-                solver, step=1e-3, initial_alpha=0.0, target_nnz=config.target_nnz, **common
-            )
+            self.tree = difftools.AIMLE(solver, step=1e-3, initial_alpha=0.0, target_nnz=config.target_nnz, **common)
         else:
             self.tree = difftools.IMLE(solver, lam=config.imle_lambda, **common)
 
@@ -177,26 +176,13 @@ def _batch(split: Split, iteration: int, batch_size: int) -> Tensor:
     return split.positions[start : start + batch_size]
 
 
-class _Log:
-    """Append-only JSON-lines log; on resume, records past the checkpoint are dropped."""
-
-    def __init__(self, path: Path, keep_until: int | None):
-        self.path = path
-        if keep_until is None:
-            path.write_text("")
-        else:
-            kept = [line for line in path.read_text().splitlines() if json.loads(line)["iteration"] <= keep_until]
-            path.write_text("".join(line + "\n" for line in kept))
-
-    def write(self, record: dict) -> None:
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+RUN_FILES = ("last.pt", "best.pt", "log.jsonl", "config.json")  # last.pt first: what --resume needs
 
 
-def _save(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+def _kept_log(path: Path, keep_until: int | None) -> None:
+    """Start the run's log: empty for a new run; on resume, without records past the checkpoint."""
+    kept = [] if keep_until is None else [r for r in run_files.read_log(path) if r["iteration"] <= keep_until]
+    run_files.rewrite_log(path, kept)
 
 
 def train(
@@ -207,6 +193,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     time_limit: float | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train (or resume) a run; return the best validation record.
 
@@ -219,18 +206,28 @@ def train(
     started = time.monotonic()
     run_dir = Path(run_dir)
     last_path = run_dir / "last.pt"
-    if resume and not last_path.exists():
-        raise FileNotFoundError(f"train: --resume given but {last_path} does not exist")
-    if not resume and last_path.exists():
-        raise FileExistsError(f"train: {run_dir} already holds a run; pass --resume or use another --run-dir")
-    run_dir.mkdir(parents=True, exist_ok=True)
-
-    checkpoint = torch.load(last_path, map_location=device, weights_only=False) if resume else None
+    run_files.prepare_run_dir(run_dir, RUN_FILES, resume, overwrite)
+    checkpoint = run_files.load_checkpoint(last_path, device) if resume else None
     if checkpoint is not None:
         saved = Config(**checkpoint["config"])
-        if dataclasses.replace(saved, iterations=config.iterations) != config:
-            raise ValueError("train: --resume needs the same settings as the run (only --iterations may change)")
-    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+        fields = [f.name for f in dataclasses.fields(Config) if f.name != "iterations"]
+        differences = run_files.settings_differences(dataclasses.asdict(saved), dataclasses.asdict(config), fields)
+        if differences:
+            raise ValueError(
+                f"--resume: {run_dir} was trained with other settings ({'; '.join(differences)}); only --iterations, "
+                "--device and --time-limit may change on resume"
+            )
+        done = int(checkpoint["state"]["iteration"])
+        if done >= config.iterations:
+            print(f"nothing to do: {run_dir} has finished {done} of {config.iterations} iterations", flush=True)
+        else:
+            print(f"resuming {run_dir} at iteration {done + 1} of {config.iterations}", flush=True)
+    # Check the data before anything is written: a bad data directory leaves no half-made run.
+    train_split = load_split(data_dir, "train", config.timesteps, config.train_size).to(device)
+    valid_split = load_split(data_dir, "valid", config.timesteps, config.valid_size).to(device)
+    # config.json: the settings and where the data came from, so that `--resume` needs neither again.
+    saved_settings = {**dataclasses.asdict(config), "data_dir": str(data_dir)}
+    run_files.atomic_write_bytes(run_dir / "config.json", (json.dumps(saved_settings, indent=2) + "\n").encode())
 
     torch.manual_seed(config.seed)
     generator = torch.Generator(device=device).manual_seed(config.seed)
@@ -245,11 +242,9 @@ def train(
         # Generator states are CPU byte tensors whatever the generator's device.
         generator.set_state(checkpoint["generator"].cpu())
         state = checkpoint["state"]
-    log = _Log(run_dir / "log.jsonl", state["iteration"] if checkpoint is not None else None)
+    log_path = run_dir / "log.jsonl"
+    _kept_log(log_path, state["iteration"] if checkpoint is not None else None)
     first = state["iteration"]
-
-    train_split = load_split(data_dir, "train", config.timesteps, config.train_size).to(device)
-    valid_split = load_split(data_dir, "valid", config.timesteps, config.valid_size).to(device)
     model.train()
     # Train records average over the iterations since the previous record; every validation
     # coincides with a record, so a checkpoint never holds a partial window.
@@ -273,18 +268,20 @@ def train(
                 record.update({key: float(window[key]) / window["count"] for key in ("nll", "kl")})
                 if config.estimator == "aimle":
                     record["alpha"] = float(model.tree.alpha)
-                log.write(record)
+                run_files.append_log(log_path, record)
                 bar.set_postfix(elbo=f"{record['elbo']:.1f}")
                 window = {"loss": 0.0, "nll": 0.0, "kl": 0.0, "count": 0}
             if done % config.validate_every == 0 or done == config.iterations:
                 metrics = evaluate_split(model, valid_split, config.eval_batch_size, seed=config.seed + 1)
                 record = {"iteration": done, "split": "valid", **metrics}
-                log.write(record)
+                run_files.append_log(log_path, record)
                 state = {"iteration": done, "best": state["best"]}
                 if state["best"] is None or metrics["elbo"] > state["best"]["elbo"]:
                     state["best"] = record
-                    _save(run_dir / "best.pt", {"config": dataclasses.asdict(config), "model": model.state_dict()})
-                _save(
+                    run_files.save_checkpoint(
+                        run_dir / "best.pt", {"config": dataclasses.asdict(config), "model": model.state_dict()}
+                    )
+                run_files.save_checkpoint(
                     last_path,
                     {
                         "config": dataclasses.asdict(config),
@@ -311,7 +308,7 @@ def train(
 
 def load_model(checkpoint_path: str | Path, device: str = "cpu") -> Model:
     """The model saved in ``best.pt`` or ``last.pt``, in evaluation mode."""
-    checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=False)
+    checkpoint = run_files.load_checkpoint(checkpoint_path, device, hint="train first")
     model = Model(Config(**checkpoint["config"])).to(device)
     model.load_state_dict(checkpoint["model"])
     return model.eval()
@@ -336,7 +333,7 @@ def evaluate(
     result.update(evaluate_split(model, test_split, config.eval_batch_size, seed=config.seed + 1))
     log_path = run_dir / "log.jsonl"
     if log_path.exists():
-        valid = [r for r in map(json.loads, log_path.read_text().splitlines()) if r["split"] == "valid"]
+        valid = [r for r in run_files.read_log(log_path) if r["split"] == "valid"]
         if valid:
             best = max(valid, key=lambda r: r["elbo"])
             result["best_iteration"] = best["iteration"]

@@ -7,6 +7,7 @@ AIMLE for a few epochs, print the test metrics and write the plots.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -14,19 +15,30 @@ from pathlib import Path
 
 import torch
 
+from examples import run_files
 from examples.warcraft.data import DEFAULT_COUNTS, SIZES, generate, load_split
 from examples.warcraft.metrics import optimal_cost
 from examples.warcraft.plots import plot_costs, plot_learning_curves, plot_paths
-from examples.warcraft.train import LOG, METHODS, TrainConfig, evaluate_run, format_table, run_predictions, train
+from examples.warcraft.train import (
+    LOG,
+    METHODS,
+    PRECISIONS,
+    TrainConfig,
+    evaluate_run,
+    format_table,
+    run_predictions,
+    train,
+)
 
 QUICK_COUNTS = {"train": 2000, "val": 200, "test": 200}
 QUICK_DATA = "data/quick"
 QUICK_RUN = "runs/warcraft-quick"
 QUICK_EPOCHS = 4
-# AIMLE settings of the demo (docs/examples/warcraft.md, "Quick setting"): a path changes in blocks of
-# cells, so the target number of non-zero gradient entries is about a path's length (1.3 K) rather
-# than the paper's c = 1; a 10x larger step η lets α warm up within a short run; and no input noise,
-# which learns faster in a few epochs than Gumbel noise at temperature 1.
+# AIMLE settings of the demo and the `full` command (docs/examples/warcraft.md): a path changes in blocks
+# of cells, so the target number of non-zero gradient entries is about a path's length (1.3 K) rather
+# than the paper's c = 1 (with c = 1, α settles near 0.005 and the full recipe loses accuracy epoch after
+# epoch); a 10x larger step η lets α warm up within a short run; and no input noise, which learns
+# faster than Gumbel noise at temperature 1.
 QUICK_AIMLE = {"noise": "none", "target_nnz": 16.0, "aimle_step": 1e-2}
 
 
@@ -61,19 +73,32 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         sigma=args.sigma,
         solver_executor=args.solver_executor,
         scheduler_address=args.scheduler,
+        precision=args.precision,
         ddp=args.ddp,
         progress=not args.no_progress,
     )
 
 
+# Command-line options that name a TrainConfig field other than their own.
+_OPTION_FIELDS = {
+    "forward": "difference",
+    "central": "difference",
+    "controller": "aimle_controller",
+    "scheduler": "scheduler_address",
+    "no_progress": "progress",
+}
+
+
 def _train(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
-    train(_config(args), resume=args.resume)
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    given = {_OPTION_FIELDS.get(name, name) for name in args.given} & fields
+    train(_config(args), resume=args.resume, overwrite=args.overwrite, given=given)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    result = evaluate_run(args.run_dir, args.split, args.data_dir, args.device)
+    result = evaluate_run(args.run_dir, args.split, args.data_dir, args.device, which=args.checkpoint)
     print(format_table([result]))
     print(json.dumps(result, indent=2))
 
@@ -84,7 +109,7 @@ def _plot(args: argparse.Namespace) -> list[Path]:
     checkpoint, split_data, maps, costs, paths = run_predictions(run, args.split, args.data_dir, args.device, limit=8)
     optimal = optimal_cost(paths, maps.paths, maps.weights).numpy()
     images = split_data.maps[: len(maps)]
-    history = [json.loads(line) for line in (run / LOG).read_text().splitlines() if line.strip()]
+    history = run_files.read_log(run / LOG)
     label = TrainConfig(**checkpoint["config"]).label
     written = [
         plot_paths(images, maps.paths.numpy(), paths.numpy(), optimal, out / "paths.png"),
@@ -119,13 +144,62 @@ def _quick(args: argparse.Namespace) -> None:
         f"training {config.label} on {QUICK_COUNTS['train']} maps for {config.epochs} epochs "
         f"(batch {config.batch_size})"
     )
-    train(config)
+    if Path(args.out_dir, "checkpoint.pt").exists():
+        print(f"replacing the previous demo run in {args.out_dir}")
+    train(config, overwrite=True)  # the demo's own directory: re-running the demo replaces it
     result = evaluate_run(args.out_dir, "test", device=args.device)
     print(f"\ntest metrics on {result['maps']} generated 12x12 maps:\n")
     print(format_table([result]))
     plot_args = argparse.Namespace(run_dir=args.out_dir, split="test", data_dir=None, device=args.device, out_dir=None)
     _plot(plot_args)
     print(f"\ndone in {time.perf_counter() - started:.0f}s; full recipe: see docs/examples/warcraft.md")
+
+
+def _full(args: argparse.Namespace) -> None:
+    """The papers' full recipe for one method and seed: data (generated once), training, test metrics."""
+    started = time.perf_counter()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        for split, n in DEFAULT_COUNTS.items():
+            if len(load_split(args.data_dir, args.size, split)) != n:
+                raise ValueError(f"the {split} split in {args.data_dir} does not have the recipe's {n} maps")
+        print(f"using the {args.size}x{args.size} maps in {args.data_dir}")
+    except FileNotFoundError:
+        generate(args.data_dir, args.size, DEFAULT_COUNTS, seed=0)
+    out_dir = args.out_dir or f"runs/warcraft-full/{args.size}x{args.size}/{args.method}-s{args.seed}"
+    settings = QUICK_AIMLE if args.method.startswith("aimle") else {}
+    config = TrainConfig(
+        data_dir=args.data_dir,
+        size=args.size,
+        method=args.method,
+        seed=args.seed,
+        epochs=args.epochs,
+        device=args.device,
+        out_dir=out_dir,
+        precision=args.precision,
+        progress=not args.no_progress,
+        **settings,
+    )
+    # Re-running the command continues an interrupted run (same settings by construction).
+    resume = Path(out_dir, "checkpoint.pt").exists()
+    train(config, resume=resume, given={"method", "seed", "size", "data_dir", *settings})
+    result = evaluate_run(out_dir, "test", device=args.device)
+    best = evaluate_run(out_dir, "test", device=args.device, which="best")
+    best["method"] += f" (best validation epoch {best['epochs']})"
+    print(f"\ntest metrics on {result['maps']} generated {args.size}x{args.size} maps:\n")
+    print(format_table([result, best]))
+    print(f"\n{out_dir}: {time.perf_counter() - started:.0f}s in this command")
+
+
+def _report(args: argparse.Namespace) -> None:
+    """One table (mean ± std over seeds) and one learning-curve figure for the runs under a directory."""
+    from examples.warcraft.report import collect_runs, summary_table, write_report
+
+    runs = collect_runs(args.runs_dir, evaluate_missing=True, device=args.device)
+    print(summary_table(runs))
+    for path in write_report(runs, args.out_dir, args.name, title=args.title):
+        print(f"wrote {path}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,18 +247,52 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--sigma", type=float, default=1.0, help="noise scale of perturbed-fy")
     p.add_argument("--resume", action="store_true", help="continue the run in --out-dir from its checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace the run in --out-dir (its checkpoint and log)")
     p.add_argument("--ddp", action="store_true", help="DistributedDataParallel (launch with torchrun)")
     p.add_argument("--solver-executor", default="none", choices=["none", "dask"])
     p.add_argument("--scheduler", default=None, help="dask scheduler address for --solver-executor dask")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="bf16: bfloat16 autocast of the network (CPU and CUDA); the solver and the loss stay fp32",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser(
+        "full",
+        help="the papers' full recipe for one method: generate the default split once, train 50 epochs, evaluate",
+    )
+    p.add_argument("--method", default="aimle", choices=METHODS)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=12, choices=SIZES)
+    p.add_argument("--data-dir", default="data")
+    p.add_argument("--out-dir", default=None, help="default runs/warcraft-full/KxK/METHOD-sSEED")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", choices=PRECISIONS, default="bf16", help="default bf16 (the network only)")
+    p.add_argument("--epochs", type=int, default=50, help="default 50, the recipe's")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_full)
+
+    p = sub.add_parser("report", help="a table over seeds and one learning-curve figure for a folder of runs")
+    p.add_argument("--runs-dir", default="runs/warcraft-full/12x12", help="folder whose subfolders are runs")
+    p.add_argument("--out-dir", default="runs/warcraft-full/report", help="where the table, JSON and PNG go")
+    p.add_argument("--name", default="full_12x12", help="file name stem of the outputs")
+    p.add_argument("--title", default="", help="figure title")
+    p.add_argument("--device", default="cpu", help="for evaluating runs without test metrics")
+    p.set_defaults(func=_report)
 
     p = sub.add_parser("evaluate", help="all metrics of a trained run on a split")
     p.add_argument("--run-dir", default="runs/warcraft")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--data-dir", default=None, help="default: the run's data directory")
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--checkpoint", choices=("last", "best"), default="last", help="last epoch, or best validation accuracy"
+    )
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("plot", help="PNGs: paths over maps, cost maps, learning curves")
@@ -198,10 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if getattr(args, "forward", False) and getattr(args, "central", False):
-        raise SystemExit("choose one of --forward and --central")
-    args.func(args)
+        parser.error("choose one of --forward and --central")
+    args.given = run_files.given_options(build_parser, argv)
+    run_files.run_cli(lambda: args.func(args), parser.prog)
 
 
 if __name__ == "__main__":

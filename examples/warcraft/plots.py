@@ -10,10 +10,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from examples.warcraft.terrain import CELL_PIXELS
 
-__all__ = ["plot_paths", "plot_costs", "plot_learning_curves"]
+__all__ = ["plot_paths", "plot_costs", "plot_learning_curves", "plot_runs"]
 
 
 def _ordered_cells(mask: np.ndarray) -> np.ndarray:
@@ -50,7 +51,9 @@ def plot_paths(
 ) -> Path:
     """Maps with the label path (white) and the predicted path (red, dashed) drawn over them."""
     n = min(len(images), columns * rows)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(2.6 * columns, 3.0 * rows + 0.4), squeeze=False, layout="constrained"
+    )
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= n:
@@ -60,27 +63,38 @@ def plot_paths(
         _draw_path(ax, pred_paths[i] > 0, color="red", lw=1.5, ls="--", marker="x", ms=4)
         ax.set_title("optimal" if optimal[i] else "not optimal", fontsize=9, color="black" if optimal[i] else "red")
     fig.suptitle("label path (white) and predicted path (red)", fontsize=10)
-    fig.tight_layout()
     return _save(fig, out)
 
 
 def plot_costs(images: np.ndarray, true_costs: np.ndarray, pred_costs: np.ndarray, out: str | Path, n: int = 4) -> Path:
-    """Per map: the image, the true cell costs and the network's predicted costs."""
+    """Per map: the image, the true cell costs and the predicted costs on the true costs' scale.
+
+    A shortest path does not change when all costs are multiplied by a positive number, so the
+    network learns costs only up to scale; each predicted map is shown multiplied by the factor
+    that fits it best to the true costs (least squares), with one colour scale for both.
+    """
     n = min(n, len(images))
-    fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.5 * n), squeeze=False)
+    fig, axes = plt.subplots(n, 3, figsize=(7.8, 2.5 * n + 0.3), squeeze=False, layout="constrained")
     for i in range(n):
+        true, pred = np.asarray(true_costs[i], dtype=np.float64), np.asarray(pred_costs[i], dtype=np.float64)
+        scale = float((pred * true).sum() / max((pred * pred).sum(), 1e-12))
+        top = max(true.max(), (scale * pred).max())
         axes[i, 0].imshow(images[i], interpolation="nearest")
-        im = axes[i, 1].imshow(true_costs[i], cmap="viridis", vmin=0)
-        fig.colorbar(im, ax=axes[i, 1], fraction=0.046)
-        im = axes[i, 2].imshow(pred_costs[i], cmap="viridis", vmin=0)
-        fig.colorbar(im, ax=axes[i, 2], fraction=0.046)
+        axes[i, 1].imshow(true, cmap="viridis", vmin=0, vmax=top)
+        im = axes[i, 2].imshow(scale * pred, cmap="viridis", vmin=0, vmax=top)
+        fig.colorbar(im, ax=axes[i, 1:], fraction=0.046, label="cost")
+        axes[i, 2].set_title(f"predicted × {scale:.3g}", fontsize=9)
         for ax in axes[i]:
             ax.set_xticks([])
             ax.set_yticks([])
-    for ax, title in zip(axes[0], ("map", "true costs", "predicted costs")):
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
+    axes[0, 0].set_title("map", fontsize=10)
+    axes[0, 1].set_title("true costs", fontsize=10)
+    fig.suptitle("predicted costs rescaled to the true costs (costs are learned up to scale)", fontsize=10)
     return _save(fig, out)
+
+
+def _whole_epochs(ax) -> None:
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def plot_learning_curves(history: list[dict], out: str | Path, title: str = "") -> Path:
@@ -99,6 +113,37 @@ def plot_learning_curves(history: list[dict], out: str | Path, title: str = "") 
     right.legend()
     for ax in (left, right):
         ax.grid(alpha=0.3)
+        _whole_epochs(ax)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def plot_runs(runs: dict[str, list[list[dict]]], out: str | Path, title: str = "") -> Path:
+    """Learning curves of several runs in one figure: one colour per method, one line per seed.
+
+    ``runs`` maps a method label to the histories (``log.jsonl`` records) of its seeds.
+    """
+    if not runs:
+        raise ValueError("plot_runs: no runs to plot")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    styles = ["-", "--", ":", "-."]
+    for colour, (label, histories) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], runs.items()):
+        for i, history in enumerate(histories):
+            epochs = [h["epoch"] for h in history]
+            name = f"{label} ({len(histories)} seeds)" if i == 0 and len(histories) > 1 else label if i == 0 else None
+            style = {"color": colour, "ls": styles[i % len(styles)], "lw": 1.4, "label": name}
+            left.plot(epochs, [h["train_loss"] for h in history], **style)
+            right.plot(epochs, [100 * h["val_optimal_cost"] for h in history], **style)
+    left.set_ylabel("train loss (method's own)")
+    left.set_yscale("log")
+    right.set_ylabel("validation optimal-cost accuracy (%)")
+    for ax in (left, right):
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        _whole_epochs(ax)
+    right.legend(fontsize=8, loc="lower right")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -16,7 +16,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 import difftools
+from examples import run_files
 from examples.warcraft.data import WarcraftSplit, channel_statistics, load_split
 from examples.warcraft.metrics import warcraft_metrics
 from examples.warcraft.model import CombResNet18
@@ -38,6 +39,9 @@ __all__ = [
     "METHODS",
     "TrainConfig",
     "TimedSolver",
+    "Maps",
+    "network_costs",
+    "PRECISIONS",
     "build_solver",
     "build_method",
     "hamming_loss",
@@ -51,7 +55,10 @@ __all__ = [
 ]
 
 METHODS = ("aimle", "aimle-forward", "imle", "blackbox", "perturbed-fy", "spo+")
+PRECISIONS = ("fp32", "bf16")
 CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"  # the model of the epoch with the best validation optimal-cost accuracy
+CHECKPOINTS = {"last": CHECKPOINT, "best": BEST}
 LOG = "log.jsonl"
 
 
@@ -82,6 +89,7 @@ class TrainConfig:
     sigma: float = 1.0  # Perturbed's noise scale
     solver_executor: str = "none"  # "none" (batched torch solver) or "dask" (reference Dijkstra per map)
     scheduler_address: str | None = None
+    precision: str = "fp32"  # "fp32" or "bf16": autocast of the network only; solver and loss stay fp32
     ddp: bool = False
     progress: bool = True
 
@@ -96,6 +104,8 @@ class TrainConfig:
             raise ValueError(f"difference must be 'central' or 'forward', got {self.difference!r}")
         if self.noise not in ("gumbel", "sum-of-gamma", "none"):
             raise ValueError(f"noise must be 'gumbel', 'sum-of-gamma' or 'none', got {self.noise!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.solver_executor not in ("none", "dask"):
             raise ValueError(f"solver_executor must be 'none' or 'dask', got {self.solver_executor!r}")
         if self.solver_executor == "dask" and not self.scheduler_address:
@@ -215,7 +225,7 @@ def hamming_loss(out: Tensor, target: Tensor) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------- data
-class _Maps:
+class Maps:
     """A split in memory as tensors; images stay uint8 and are z-scored per batch."""
 
     def __init__(self, split: WarcraftSplit, mean: Tensor, std: Tensor, limit: int | None = None):
@@ -229,9 +239,10 @@ class _Maps:
         return len(self.paths)
 
     def batch(self, index: Tensor, device: torch.device) -> dict[str, Tensor]:
-        # [B, H, W, 3] permuted to [B, 3, H, W] is already channels-last: the layout the CPU convolutions prefer.
+        # [B, H, W, 3] permuted to [B, 3, H, W] is already channels-last, the layout the convolutions prefer
+        # (oneDNN on CPUs, cuDNN with bf16); the explicit request below is a no-op that documents it.
         images = self.images[index].to(device).permute(0, 3, 1, 2).float().div_(255.0)
-        images = (images - self.mean.to(device)) / self.std.to(device)
+        images = ((images - self.mean.to(device)) / self.std.to(device)).contiguous(memory_format=torch.channels_last)
         return {
             "images": images,
             "weights": self.weights[index].to(device),
@@ -239,9 +250,25 @@ class _Maps:
         }
 
 
+def network_costs(model: nn.Module, images: Tensor, precision: str = "fp32") -> Tensor:
+    """θ = ``model(images)``, under bfloat16 autocast for ``precision="bf16"``; always returned in fp32.
+
+    Only the network runs in reduced precision: its weights, the optimiser state, the solver and the
+    loss stay fp32, so a checkpoint is the same in both precisions.
+    """
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        theta = model(images)
+    return theta.float()
+
+
 @torch.no_grad()
 def predict(
-    model: nn.Module, maps: _Maps, solver: Any, device: torch.device, batch_size: int = 250
+    model: nn.Module,
+    maps: Maps,
+    solver: Any,
+    device: torch.device,
+    batch_size: int = 250,
+    precision: str = "fp32",
 ) -> tuple[Tensor, Tensor]:
     """``(costs, paths)`` predicted for every map of ``maps``, on the CPU."""
     was_training = model.training
@@ -249,37 +276,25 @@ def predict(
     costs, paths = [], []
     for start in range(0, len(maps), batch_size):
         index = torch.arange(start, min(start + batch_size, len(maps)))
-        theta = model(maps.batch(index, device)["images"])
+        theta = network_costs(model, maps.batch(index, device)["images"], precision)
         costs.append(theta.cpu())
         paths.append(solver(theta).cpu())
     model.train(was_training)
     return torch.cat(costs), torch.cat(paths)
 
 
-def _metrics(model: nn.Module, maps: _Maps, solver: Any, device: torch.device) -> dict[str, float]:
-    _, paths = predict(model, maps, solver, device)
+def _metrics(model: nn.Module, maps: Maps, solver: Any, device: torch.device, precision: str) -> dict[str, float]:
+    _, paths = predict(model, maps, solver, device, precision=precision)
     return warcraft_metrics(paths, maps.paths, maps.weights)
 
 
 # ------------------------------------------------------------------------------- checkpoints
-def _save(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # never leave a half-written checkpoint behind
-
-
-def load_checkpoint(run_dir: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """The run's checkpoint, loaded with ``weights_only=True``."""
-    path = Path(run_dir) / CHECKPOINT
-    if not path.exists():
-        raise FileNotFoundError(
-            f"no checkpoint {path}; train first with `python -m examples.warcraft train --out-dir {run_dir}`"
-        )
-    return torch.load(path, map_location=map_location, weights_only=True)
-
-
-def _write_log(path: Path, history: list[dict]) -> None:
-    path.write_text("".join(json.dumps(h) + "\n" for h in history))
+def load_checkpoint(run_dir: str | os.PathLike, map_location: str | torch.device = "cpu", which: str = "last") -> dict:
+    """The run's last (or ``which="best"``: best-validation) checkpoint, loaded with ``weights_only=True``."""
+    if which not in CHECKPOINTS:
+        raise ValueError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, got {which!r}")
+    hint = f"train first with `python -m examples.warcraft train --out-dir {run_dir}`"
+    return run_files.load_checkpoint(Path(run_dir) / CHECKPOINTS[which], map_location, hint=hint)
 
 
 # ---------------------------------------------------------------------------------- training
@@ -300,15 +315,55 @@ def _distributed(config: TrainConfig) -> tuple[int, int, torch.device]:
     return dist.get_rank(), dist.get_world_size(), device
 
 
-def train(config: TrainConfig, resume: bool = False) -> list[dict]:
-    """Train (or resume) a run in ``config.out_dir``; returns the per-epoch history."""
+# Settings that may change when a run is resumed: how long, where and in which precision it runs.
+RESUMABLE_CHANGES = ("epochs", "device", "precision", "progress")
+
+
+def train(
+    config: TrainConfig, resume: bool = False, overwrite: bool = False, given: Collection[str] | None = None
+) -> list[dict]:
+    """Train (or resume) a run in ``config.out_dir``; returns the per-epoch history.
+
+    A directory that already holds a run is refused unless ``resume`` (continue it) or
+    ``overwrite`` (replace its checkpoint and log). On resume, the settings named in ``given``
+    (the command line's explicit options; by default every field that differs from
+    :class:`TrainConfig`'s default) must equal the saved run's, except :data:`RESUMABLE_CHANGES`.
+    """
     out = Path(config.out_dir)
     checkpoint = None
+    if not config.ddp or int(os.environ.get("RANK", "0")) == 0:
+        run_files.prepare_run_dir(out, [CHECKPOINT, LOG, BEST], resume, overwrite)
     if resume:
         checkpoint = load_checkpoint(out)
         saved = TrainConfig(**checkpoint["config"])
-        # Only how long and where to run may change on resume; everything else is the saved run's.
-        config = dataclasses.replace(saved, epochs=config.epochs, device=config.device, progress=config.progress)
+        if given is None:
+            defaults = TrainConfig()
+            given = [
+                f.name for f in dataclasses.fields(TrainConfig) if getattr(config, f.name) != getattr(defaults, f.name)
+            ]
+        checked = [name for name in given if name not in RESUMABLE_CHANGES and name != "out_dir"]
+        differences = run_files.settings_differences(dataclasses.asdict(saved), dataclasses.asdict(config), checked)
+        if differences:
+            raise ValueError(
+                f"--resume: {out} was trained with other settings ({'; '.join(differences)}). Only "
+                "--epochs, --device, --precision and --no-progress may change on resume; drop the others, "
+                "or start a new run in another --out-dir"
+            )
+        done = int(checkpoint["epoch"])
+        if config.precision != saved.precision:
+            print(
+                f"resuming a {saved.precision} run in {config.precision}: weights and optimiser state are fp32 in "
+                "both, so the checkpoint loads unchanged, but the epochs from here differ from an uninterrupted "
+                f"{saved.precision} run",
+                flush=True,
+            )
+        config = dataclasses.replace(
+            saved, epochs=config.epochs, device=config.device, precision=config.precision, progress=config.progress
+        )
+        if done >= config.epochs:
+            print(f"nothing to do: {out} has finished {done} of {config.epochs} epochs", flush=True)
+        else:
+            print(f"resuming {out} at epoch {done + 1} of {config.epochs}", flush=True)
     rank, world, device = _distributed(config)
     if config.batch_size % world:
         raise ValueError(f"batch_size {config.batch_size} must be divisible by the number of processes {world}")
@@ -329,13 +384,11 @@ def _train(
         mean, std = channel_statistics(train_split.maps[: config.train_maps])
     else:
         mean, std = checkpoint["normalisation"]["mean"], checkpoint["normalisation"]["std"]
-    train_maps = _Maps(train_split, mean, std, config.train_maps)
-    val_maps = _Maps(load_split(config.data_dir, config.size, "val"), mean, std)
+    train_maps = Maps(train_split, mean, std, config.train_maps)
+    val_maps = Maps(load_split(config.data_dir, config.size, "val"), mean, std)
 
     torch.manual_seed(config.seed)
-    model = CombResNet18(config.size).to(device)
-    if device.type == "cpu":
-        model = model.to(memory_format=torch.channels_last)
+    model = CombResNet18(config.size).to(device, memory_format=torch.channels_last)
     solver = TimedSolver(solver)
     generator = torch.Generator(device=device)
     layer, loss_fn = build_method(config, solver, generator)
@@ -353,8 +406,7 @@ def _train(
         torch.set_rng_state(checkpoint["rng"]["torch"])
         history, start_epoch = list(checkpoint["history"]), int(checkpoint["epoch"])
     if lead:
-        out.mkdir(parents=True, exist_ok=True)
-        _write_log(out / LOG, history)  # drops any epoch logged after the last checkpoint
+        run_files.rewrite_log(out / LOG, history)  # drops any epoch logged after the last checkpoint
     sampler = DistributedSampler(range(len(train_maps)), num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
     local_batch = config.batch_size // world
     steps = math.ceil(len(sampler) / local_batch)
@@ -372,7 +424,7 @@ def _train(
         )
         for step in bar:
             batch = train_maps.batch(order[step * local_batch : (step + 1) * local_batch], device)
-            loss = loss_fn(net(batch["images"]), batch)
+            loss = loss_fn(network_costs(net, batch["images"], config.precision), batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -385,7 +437,9 @@ def _train(
             dist.barrier()
         if not lead:
             continue
-        val = _metrics(model, val_maps, solver.solver, device)
+        val_started = time.perf_counter()
+        val = _metrics(model, val_maps, solver.solver, device, config.precision)
+        val_seconds = time.perf_counter() - val_started
         record = {
             "epoch": epoch + 1,
             "train_loss": total / seen,
@@ -394,32 +448,37 @@ def _train(
             "epoch_seconds": seconds,
             "solver_seconds": solver.seconds,
             "solver_share": solver.seconds / seconds,
+            "val_seconds": val_seconds,
+            # Training and validation of every epoch so far, over all resumed parts of the run.
+            "elapsed_seconds": (history[-1].get("elapsed_seconds", 0.0) if history else 0.0) + seconds + val_seconds,
+            "precision": config.precision,
         }
         if hasattr(layer, "alpha"):
             record["aimle_alpha"] = float(layer.alpha)
         history.append(record)
-        with open(out / LOG, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        run_files.append_log(out / LOG, record)
         print(
             f"epoch {epoch + 1:3d}/{config.epochs}  loss {record['train_loss']:.3f}  "
             f"val optimal-cost {val['optimal_cost']:.3f}  perfect {val['perfect_match']:.3f}  "
             f"regret {val['regret']:.4f}  {seconds:.0f}s (solver {100 * record['solver_share']:.0f}%)",
             flush=True,
         )
-        _save(
-            out / CHECKPOINT,
-            {
-                "config": dataclasses.asdict(config),
-                "epoch": epoch + 1,
-                "model": model.state_dict(),
-                "estimator": layer.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng": {"torch": torch.get_rng_state()},
-                "normalisation": {"mean": mean, "std": std},
-                "history": history,
-            },
-        )
+        state = {
+            "config": dataclasses.asdict(config),
+            "epoch": epoch + 1,
+            "model": model.state_dict(),
+            "estimator": layer.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": {"torch": torch.get_rng_state()},
+            "normalisation": {"mean": mean, "std": std},
+            "history": history,
+        }
+        if val["optimal_cost"] > max((h["val_optimal_cost"] for h in history[:-1]), default=-1.0):
+            # Written before the last checkpoint: a kill in between leaves a best.pt that the resumed
+            # run would write again, never a last checkpoint whose best epoch has no best.pt.
+            run_files.save_checkpoint(out / BEST, state)
+        run_files.save_checkpoint(out / CHECKPOINT, state)
     if config.ddp:
         dist.barrier()
     return history
@@ -430,7 +489,7 @@ def restore_model(checkpoint: dict, device: torch.device) -> CombResNet18:
     """The trained network of a checkpoint, in eval mode."""
     model = CombResNet18(int(checkpoint["config"]["size"]))
     model.load_state_dict(checkpoint["model"])
-    return model.to(device).eval()
+    return model.to(device, memory_format=torch.channels_last).eval()
 
 
 def run_predictions(
@@ -439,31 +498,42 @@ def run_predictions(
     data_dir: str | None = None,
     device: str = "cpu",
     limit: int | None = None,
-) -> tuple[dict, WarcraftSplit, _Maps, Tensor, Tensor]:
-    """Predictions of a trained run on (the first ``limit`` maps of) ``split``.
+    which: str = "last",
+) -> tuple[dict, WarcraftSplit, Maps, Tensor, Tensor]:
+    """Predictions of a trained run's last (or best-validation) model on (the first ``limit`` maps of) ``split``.
 
     Returns ``(checkpoint, split_data, maps, costs, paths)``; the solver is the registered
     ``"grid_shortest_path"`` on the unperturbed predicted costs.
     """
-    checkpoint = load_checkpoint(run_dir)
+    checkpoint = load_checkpoint(run_dir, which=which)
     config = checkpoint["config"]
     dev = torch.device(device)
     model = restore_model(checkpoint, dev)
     split_data = load_split(data_dir or config["data_dir"], int(config["size"]), split)
     norm = checkpoint["normalisation"]
-    maps = _Maps(split_data, norm["mean"], norm["std"], limit)
-    costs, paths = predict(model, maps, difftools.get_solver("grid_shortest_path"), dev)
+    maps = Maps(split_data, norm["mean"], norm["std"], limit)
+    precision = config.get("precision", "fp32")  # checkpoints from before --precision are fp32
+    costs, paths = predict(model, maps, difftools.get_solver("grid_shortest_path"), dev, precision=precision)
     return checkpoint, split_data, maps, costs, paths
 
 
 def evaluate_run(
-    run_dir: str | os.PathLike, split: str = "test", data_dir: str | None = None, device: str = "cpu"
+    run_dir: str | os.PathLike,
+    split: str = "test",
+    data_dir: str | None = None,
+    device: str = "cpu",
+    which: str = "last",
 ) -> dict:
-    """All metrics of a trained run on ``split``; also written to ``<run_dir>/<split>_metrics.json``."""
-    checkpoint, split_data, maps, _, paths = run_predictions(run_dir, split, data_dir, device)
+    """All metrics of a trained run on ``split``; also written to ``<run_dir>/<split>_metrics.json``.
+
+    ``which="best"`` evaluates the epoch with the best validation accuracy (``best.pt``) and writes
+    ``<split>_metrics_best.json``.
+    """
+    checkpoint, split_data, maps, _, paths = run_predictions(run_dir, split, data_dir, device, which=which)
     result = {
         "method": TrainConfig(**checkpoint["config"]).label,
         "epochs": int(checkpoint["epoch"]),
+        "checkpoint": which,
         "split": split,
         "maps": len(maps),
         **warcraft_metrics(paths, maps.paths, maps.weights),
@@ -471,7 +541,8 @@ def evaluate_run(
     if split_data.unique is not None:
         # Perfect match can only be expected where the label is the only shortest path.
         result["unique_fraction"] = float(split_data.unique.mean())
-    Path(run_dir, f"{split}_metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    name = f"{split}_metrics.json" if which == "last" else f"{split}_metrics_{which}.json"
+    Path(run_dir, name).write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
