@@ -32,7 +32,7 @@ class _PyEPOOracle:
         solution, _ = self.optmodel.solve()
         if isinstance(solution, Tensor):
             solution = solution.detach().cpu().numpy()
-        return np.asarray(solution, dtype=np.float64)
+        return np.asarray(solution, dtype=np.float64) + 0.0  # + 0.0 turns PyEPO's -0.0 into 0.0
 
 
 class PyEPOSolver(FunctionSolver):

@@ -254,7 +254,9 @@ class CachedSolver(nn.Module):
         return best.reshape(theta.shape)
 
     def extra_repr(self) -> str:
-        return f"solve_ratio={self.solve_ratio:g}, sense={self.sense!r}, event_dim={self.event_dim}"
+        inner = repr(self.solver)
+        inner = inner if len(inner) <= 80 else inner[:77] + "..."
+        return f"{inner}, solve_ratio={self.solve_ratio:g}, sense={self.sense!r}, event_dim={self.event_dim}"
 
 
 def pool_index(pool: SolutionPool, value: Any, batch_shape: torch.Size, owner: str) -> Tensor | None:
