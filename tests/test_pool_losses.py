@@ -150,7 +150,7 @@ def test_a_cached_solver_refreshes_the_pool_and_gives_the_sense():
         NCELoss(layer, sense="max")
 
 
-def test_training_with_nce_reduces_regret_on_a_knapsack_like_pool():
+def test_training_with_contrastive_map_reduces_regret_when_the_pool_is_the_feasible_set():
     # All 0/1 vectors with exactly two ones: the pool is the whole feasible set, so its argmax is the true MAP.
     import itertools
 
