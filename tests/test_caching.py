@@ -69,7 +69,7 @@ def test_per_instance_pool_only_offers_an_instances_own_solutions():
     owners = torch.arange(16) % 3
     pool = SolutionPool(members, per_instance=True, owners=owners)
     assert len(pool) == 16
-    assert pool.add(members[:2], owners=torch.tensor([0, 1])) == 1  # row 0 is new for owner 1 only
+    assert pool.add(members[:2], owners=torch.tensor([0, 0])) == 1  # member 1 is new for owner 0 only
     theta = torch.randn(9, 4, generator=torch.Generator().manual_seed(2))
     index = torch.tensor([0, 1, 2] * 3)
     best = pool.best(theta, "max", index)

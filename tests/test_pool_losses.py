@@ -143,7 +143,7 @@ def test_a_cached_solver_refreshes_the_pool_and_gives_the_sense():
     theta_hat = torch.tensor([[1.0, -1.0, 2.0]], requires_grad=True)
     value = loss(theta_hat, torch.tensor([[0.0, 1.0, 0.0]]))
     assert layer.solver_calls == 1 and torch.equal(layer.pool.solutions, torch.tensor([[0.0, 1.0, 0.0]]))
-    assert float(value) == 0.0  # the target is the only member, and it is optimal
+    assert float(value.detach()) == 0.0  # the target is the only member, and it is optimal
     value.backward()
     torch.testing.assert_close(theta_hat.grad, torch.zeros(1, 3))
     with pytest.raises(ValueError, match="sense='max' contradicts the cached solver's sense='min'"):
