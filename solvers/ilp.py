@@ -161,6 +161,16 @@ def _cp_sat_objective(theta: np.ndarray, problem: _Problem) -> tuple[np.ndarray,
     return np.round(theta * scale), scale
 
 
+def _parameter_value(text: str) -> int | float | str:
+    """A Gurobi parameter value from text: gurobipy wants ints and floats as numbers."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 class _ILPOracle:
     """One instance: θ ``[n]`` → an optimal z of the ILP (picklable: arrays and options only)."""
 
@@ -281,8 +291,8 @@ class _ILPOracle:
             model.Params.TimeLimit = self.time_limit
         for line in (self.parameters or "").splitlines():
             if line.strip():
-                name, _, value = line.replace("=", " ", 1).partition(" ")
-                model.setParam(name.strip(), value.strip())
+                name, _, value = line.replace("=", " ", 1).strip().partition(" ")
+                model.setParam(name.strip(), _parameter_value(value.strip()))
         return model, z
 
     def _solve_gurobi(self, theta: np.ndarray, problem: _Problem) -> np.ndarray:
