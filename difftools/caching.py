@@ -4,7 +4,7 @@
 tagged with the instance they were found for); :func:`cached` wraps any solver in a
 :class:`CachedSolver` that, with probability ``1 − solve_ratio`` per call, returns the pool member
 that is best for the current θ (one batched matmul) instead of running the solver, and otherwise
-runs the solver and adds its answers to the pool. Both are ``nn.Module``\\ s, so the pool is saved
+runs the solver and adds its answers to the pool. Both are ``nn.Module`` objects, so the pool is saved
 by ``state_dict`` and moved by ``.to()``, also when the cached solver sits inside an estimator.
 """
 
