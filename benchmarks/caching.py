@@ -73,9 +73,8 @@ def run(kind: str, args, data) -> dict:
         counter = Counting(ilp)
         solver = counter
         if ratio is not None:
-            solver = cached(
-                counter, SolutionPool(solutions), solve_ratio=ratio, generator=torch.Generator().manual_seed(1)
-            )
+            draws = torch.Generator().manual_seed(args.seed + 1)
+            solver = cached(counter, SolutionPool(solutions), solve_ratio=ratio, generator=draws)
         model = nn.Linear(x.shape[1], values.shape[1])
         model.load_state_dict(initial.state_dict())
         step = make_step(kind, solver, model, args.seed)
