@@ -197,6 +197,8 @@ class PerturbAndMAP(nn.Module):
 
 
 def _solver_repr(solver: Any) -> str:
+    if isinstance(solver, nn.Module):  # printed in full as a child module (a cached solver)
+        return type(solver).__name__
     r = repr(solver)
     return r if len(r) <= 80 else r[:77] + "..."
 

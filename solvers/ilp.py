@@ -1,7 +1,8 @@
-"""Integer linear programs solved by OR-Tools (SCIP or CP-SAT): the ``ILP`` MAP oracle.
+"""Integer linear programs solved by OR-Tools (SCIP or CP-SAT) or Gurobi: the ``ILP`` MAP oracle.
 
 ``max θᵀz  s.t.  A z ≤ b,  A_eq z = b_eq,  lower ≤ z ≤ upper,  z_i integer where integer[i]``,
-one OR-Tools model per instance, built from arrays through OR-Tools' model-builder helper.
+one model per instance, built from arrays through OR-Tools' model-builder helper or gurobipy's
+matrix API.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ __all__ = ["ILP"]
 
 # Constraint data that may be fixed at construction or passed per call (shared or PerInstance).
 _DATA_KEYS = ("A", "b", "A_eq", "b_eq", "lower", "upper", "integer")
-# OR-Tools' model-builder names for the supported back-ends.
-_BACKENDS = {"scip": "scip", "cp-sat": "sat"}
+# OR-Tools' model-builder names for its back-ends; "gurobi" goes through gurobipy instead.
+_BACKENDS = {"scip": "scip", "cp-sat": "sat", "gurobi": None}
 # CP-SAT works in int64: θ is scaled so that the largest possible |objective| is about 2**40,
 # far from overflow in CP-SAT's internal sums yet with ~12 decimal digits of resolution.
 _CP_SAT_OBJECTIVE_BITS = 40
@@ -160,6 +161,16 @@ def _cp_sat_objective(theta: np.ndarray, problem: _Problem) -> tuple[np.ndarray,
     return np.round(theta * scale), scale
 
 
+def _parameter_value(text: str) -> int | float | str:
+    """A Gurobi parameter value from text: gurobipy wants ints and floats as numbers."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 class _ILPOracle:
     """One instance: θ ``[n]`` → an optimal z of the ILP (picklable: arrays and options only)."""
 
@@ -191,9 +202,11 @@ class _ILPOracle:
         return "limits/gap = 0\nlimits/absgap = 0" + ("\n" + self.parameters if self.parameters else "")
 
     def __call__(self, theta: np.ndarray, **context: Any) -> np.ndarray:
-        mbh = import_optional("ortools.linear_solver.python.model_builder_helper", "ilp", "ilp")
         theta = np.asarray(theta, dtype=np.float64)
         problem = _standardise(theta.shape[0], {**self.data, **context}, "")
+        if self.backend == "gurobi":
+            return self._solve_gurobi(theta, problem)
+        mbh = import_optional("ortools.linear_solver.python.model_builder_helper", "ilp", "ilp")
         if self.backend == "cp-sat":
             objective, scale = _cp_sat_objective(theta, problem)
         else:
@@ -241,9 +254,85 @@ class _ILPOracle:
         detail = solver.status_string()
         raise SolverError(f"OR-Tools ({self.backend}) returned status {status.name}" + (f": {detail}" * bool(detail)))
 
+    # ----------------------------------------------------------------------------- Gurobi
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_gurobi_env", None)  # a licence handle: each process starts its own
+        return state
+
+    def _gurobi_environment(self, gp: Any) -> Any:
+        env = getattr(self, "_gurobi_env", None)
+        if env is None:
+            env = gp.Env(empty=True)
+            env.setParam("OutputFlag", 0)  # before start(): no licence banner on every process
+            env.start()
+            self._gurobi_env = env
+        return env
+
+    def _gurobi_model(self, gp: Any, theta: np.ndarray, problem: _Problem, *, dual_reductions: bool) -> Any:
+        model = gp.Model(env=self._gurobi_environment(gp))
+        vtype = np.where(problem.integer, gp.GRB.INTEGER, gp.GRB.CONTINUOUS)
+        z = model.addMVar(theta.shape[0], lb=problem.lower, ub=problem.upper, vtype=vtype)
+        matrix = problem.matrix
+        equal = problem.row_lower == problem.row_upper
+        for rows, sense, rhs in (
+            (equal, "=", problem.row_upper),
+            (~equal & np.isfinite(problem.row_upper), "<", problem.row_upper),
+            (~equal & np.isfinite(problem.row_lower), ">", problem.row_lower),
+        ):
+            if rows.any():
+                model.addMConstr(matrix[np.flatnonzero(rows)], z, sense, rhs[rows])
+        model.setObjective(theta @ z, gp.GRB.MAXIMIZE if self.maximize else gp.GRB.MINIMIZE)
+        # Gurobi's default relative gap is 1e-4; a MAP oracle must return an optimum.
+        model.Params.MIPGap, model.Params.MIPGapAbs, model.Params.Threads = 0.0, 0.0, self.threads
+        if not dual_reductions:
+            model.Params.DualReductions = 0  # tells infeasible from unbounded
+        if self.time_limit is not None:
+            model.Params.TimeLimit = self.time_limit
+        for line in (self.parameters or "").splitlines():
+            if line.strip():
+                name, _, value = line.replace("=", " ", 1).strip().partition(" ")
+                model.setParam(name.strip(), _parameter_value(value.strip()))
+        return model, z
+
+    def _solve_gurobi(self, theta: np.ndarray, problem: _Problem) -> np.ndarray:
+        gp = import_optional("gurobipy", "gurobi", "ILP(backend='gurobi')")
+        status = gp.GRB.Status
+        model, z = self._gurobi_model(gp, theta, problem, dual_reductions=True)
+        model.optimize()
+        if model.Status == status.INF_OR_UNBD:
+            model, z = self._gurobi_model(gp, theta, problem, dual_reductions=False)
+            model.optimize()
+        if model.Status == status.INFEASIBLE:
+            raise SolverError("the ILP is infeasible: no z satisfies A z <= b, A_eq z = b_eq and the bounds")
+        if model.Status == status.UNBOUNDED:
+            raise SolverError("the ILP is unbounded; bound the variables with lower/upper or add constraints")
+        if model.SolCount == 0:
+            if model.Status == status.TIME_LIMIT:
+                raise SolverError(f"time limit of {self.time_limit:g} s reached before any feasible solution was found")
+            raise SolverError(f"Gurobi returned status {model.Status} without a solution")
+        solution = np.asarray(z.X, dtype=np.float64)
+        solution[problem.integer] = np.round(solution[problem.integer])
+        solution += 0.0  # turns the -0.0 that solvers report into 0.0
+        if model.Status == status.OPTIMAL:
+            return solution
+        bound = model.ObjBound if model.IsMIP else float("nan")
+        gap = f"best objective {float(theta @ solution):.6g}, bound {bound:.6g}"
+        if self.on_time_limit == "incumbent":
+            warnings.warn(
+                f"ilp: stopped by a limit before optimality was proved ({gap}); returning the incumbent",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return solution
+        raise SolverError(
+            f"stopped by a limit (time_limit={self.time_limit}) before optimality was proved ({gap}); "
+            "raise time_limit or pass on_time_limit='incumbent' to accept the best solution found"
+        )
+
 
 class ILP(FunctionSolver):
-    """Generic integer linear program as a MAP oracle (OR-Tools SCIP or CP-SAT).
+    """Generic integer linear program as a MAP oracle (OR-Tools SCIP or CP-SAT, or Gurobi).
 
     ``z = argmax θᵀz  s.t.  A z ≤ b,  A_eq z = b_eq,  lower ≤ z ≤ upper,  z_i ∈ ℤ where integer[i]``
     (argmin with ``sense="min"``); θ ``[*, n]``, ``event_dim=1``. The defaults (``lower=0``,
@@ -270,6 +359,11 @@ class ILP(FunctionSolver):
       true objective is within ``Σ_i max(|lower_i|, |upper_i|) / s ≈ n·M·2^-40`` of the optimum
       (relative precision ~1e-12 per variable, far below OR-Tools' own MIP-to-CP-SAT conversion,
       which resolves objective differences only to about 1e-6). ``threads`` sets CP-SAT's workers.
+    * ``"gurobi"``: Gurobi through gurobipy (``pip install difftools[gurobi]``), floating point
+      like SCIP, with ``MIPGap`` and ``MIPGapAbs`` set to 0. gurobipy's pip package runs models
+      up to Gurobi's size limit (2000 variables and 2000 constraints) without a licence file;
+      larger models need a licence (the failure is a SolverError carrying Gurobi's message).
+      ``threads`` sets Gurobi's ``Threads``; ``parameters`` takes ``"Name=value"`` lines.
 
     Args:
         A: inequality matrix ``[m, n]`` of ``A z ≤ b`` (dense or scipy.sparse).
@@ -280,12 +374,13 @@ class ILP(FunctionSolver):
         upper: upper bounds, a scalar or ``[n]``; None for unbounded.
         integer: True (all integer), False (an LP) or a bool mask ``[n]``.
         sense: ``"max"`` (maximise θᵀz) or ``"min"``.
-        backend: ``"scip"`` or ``"cp-sat"``.
+        backend: ``"scip"``, ``"cp-sat"`` or ``"gurobi"``.
         time_limit: seconds per instance (None: no limit).
-        threads: solver threads per instance (CP-SAT only; SCIP runs one).
+        threads: solver threads per instance (CP-SAT and Gurobi; SCIP runs one).
         on_time_limit: ``"raise"`` or ``"incumbent"`` (see above).
         parameters: extra solver-specific parameters, appended to ours: SCIP's ``"name = value"``
-            lines, or CP-SAT's SatParameters text format (``"max_deterministic_time:1"``).
+            lines, CP-SAT's SatParameters text format (``"max_deterministic_time:1"``) or Gurobi's
+            ``"Name=value"`` lines (``"SolutionLimit=1"``).
         executor: a ``concurrent.futures.Executor`` that solves instances in parallel.
         chunksize: instances per executor task (see :func:`difftools.solver`).
     """
@@ -301,7 +396,7 @@ class ILP(FunctionSolver):
         integer: Any = True,
         *,
         sense: Literal["max", "min"] = "max",
-        backend: Literal["scip", "cp-sat"] = "scip",
+        backend: Literal["scip", "cp-sat", "gurobi"] = "scip",
         time_limit: float | None = None,
         threads: int = 1,
         on_time_limit: Literal["raise", "incumbent"] = "raise",
@@ -319,13 +414,18 @@ class ILP(FunctionSolver):
             raise ValueError(f"ILP: time_limit must be None or a number of seconds > 0, got {time_limit!r}")
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"ILP: threads must be a positive int, got {threads!r}")
-        if threads > 1 and backend != "cp-sat":
-            raise ValueError("ILP: threads > 1 needs backend='cp-sat' (SCIP in OR-Tools runs on one thread)")
+        if threads > 1 and backend == "scip":
+            raise ValueError(
+                "ILP: threads > 1 needs backend='cp-sat' or 'gurobi' (SCIP in OR-Tools runs on one thread)"
+            )
         if on_time_limit not in ("raise", "incumbent"):
             raise ValueError(f"ILP: on_time_limit must be 'raise' or 'incumbent', got {on_time_limit!r}")
         if parameters is not None and not isinstance(parameters, str):
             raise TypeError(f"ILP: parameters must be a string or None, got {type(parameters).__name__}")
-        import_optional("ortools.linear_solver.python.model_builder_helper", "ilp", "ILP")
+        if backend == "gurobi":
+            import_optional("gurobipy", "gurobi", "ILP(backend='gurobi')")
+        else:
+            import_optional("ortools.linear_solver.python.model_builder_helper", "ilp", "ILP")
         data = {
             key: _numpy(value)
             for key, value in zip(_DATA_KEYS, (A, b, A_eq, b_eq, lower, upper, integer))

@@ -1,4 +1,4 @@
-"""ILP (OR-Tools SCIP / CP-SAT): enumeration references, outcomes, context, executors, training, errors."""
+"""ILP (OR-Tools SCIP / CP-SAT, Gurobi): enumeration references, outcomes, context, executors, training, errors."""
 
 from __future__ import annotations
 
@@ -23,7 +23,27 @@ from tests.training import fit_through_aimle
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.mark.parametrize("backend", ["scip", "cp-sat"])
+def _gurobi_problem() -> str | None:
+    """Why Gurobi cannot run here (not installed, no licence), or None when a tiny model solves."""
+    try:
+        import gurobipy as gp
+
+        env = gp.Env(empty=True)
+        env.setParam("OutputFlag", 0)
+        env.start()
+        model = gp.Model(env=env)
+        model.setObjective(model.addVar(vtype=gp.GRB.BINARY), gp.GRB.MAXIMIZE)
+        model.optimize()
+        return None if model.Status == gp.GRB.OPTIMAL else f"Gurobi status {model.Status} on a one-variable model"
+    except Exception as e:  # ImportError, or a GurobiError about the licence
+        return f"Gurobi cannot start: {type(e).__name__}: {e}"
+
+
+_GUROBI_PROBLEM = _gurobi_problem()
+GUROBI = pytest.param("gurobi", marks=pytest.mark.skipif(_GUROBI_PROBLEM is not None, reason=str(_GUROBI_PROBLEM)))
+
+
+@pytest.mark.parametrize("backend", ["scip", "cp-sat", GUROBI])
 @settings(max_examples=40, deadline=None)
 @given(data=st.data(), sense=st.sampled_from(["max", "min"]))
 def test_binary_programs_match_enumeration(backend, data, sense):
@@ -47,7 +67,8 @@ def test_general_integer_bounds_match_enumeration(data):
     A = np.array(data.draw(st.lists(st.integers(-3, 3), min_size=n, max_size=n)), dtype=float)[None]
     b = np.array([float(data.draw(st.integers(-2, 4)))])
     best = enumerate_best(theta, A, b, values=range(-2, 3))
-    solver = ILP(A=A, b=b, lower=-2, upper=2, backend=data.draw(st.sampled_from(["scip", "cp-sat"])))
+    backends = ["scip", "cp-sat"] + ["gurobi"] * (_GUROBI_PROBLEM is None)
+    solver = ILP(A=A, b=b, lower=-2, upper=2, backend=data.draw(st.sampled_from(backends)))
     if best is None:
         with pytest.raises(SolverError, match="infeasible"):
             solver(torch.from_numpy(theta))
@@ -93,7 +114,7 @@ def market_split(seed: int = 0, n: int = 40, m: int = 4):
     return A, np.floor(A.sum(1) / 2)
 
 
-@pytest.mark.parametrize("backend", ["scip", "cp-sat"])
+@pytest.mark.parametrize("backend", ["scip", "cp-sat", GUROBI])
 def test_time_limit_without_a_solution(backend):
     A_eq, b_eq = market_split()
     solver = ILP(A_eq=A_eq, b_eq=b_eq, time_limit=0.05, backend=backend)
@@ -102,7 +123,12 @@ def test_time_limit_without_a_solution(backend):
 
 
 @pytest.mark.parametrize(
-    ("backend", "stop_early"), [("scip", "limits/solutions = 1"), ("cp-sat", "stop_after_first_solution:true")]
+    ("backend", "stop_early"),
+    [
+        ("scip", "limits/solutions = 1"),
+        ("cp-sat", "stop_after_first_solution:true"),
+        pytest.param("gurobi", "SolutionLimit=1", marks=GUROBI.marks),
+    ],
 )
 def test_limit_reached_with_an_incumbent_raises_or_warns(backend, stop_early):
     rng = np.random.default_rng(1)
@@ -117,11 +143,32 @@ def test_limit_reached_with_an_incumbent_raises_or_warns(backend, stop_early):
     assert satisfies(z, A, b) and float(theta.numpy() @ z) <= float(theta.numpy() @ ILP(A=A, b=b)(theta).numpy())
 
 
-def test_infeasible_and_unbounded():
+@pytest.mark.parametrize("backend", ["scip", "cp-sat", GUROBI])
+def test_infeasible_and_unbounded(backend):
     with pytest.raises(SolverError, match="solver 'ilp', instance 1: the ILP is infeasible"):
-        ILP(A=[[1.0, 1.0]])(torch.ones(2, 2), b=PerInstance(torch.tensor([[1.0], [-1.0]])))
+        ILP(A=[[1.0, 1.0]], backend=backend)(torch.ones(2, 2), b=PerInstance(torch.tensor([[1.0], [-1.0]])))
+    if backend == "cp-sat":  # CP-SAT needs finite bounds, so it cannot be unbounded (checked below)
+        return
     with pytest.raises(SolverError, match="instance 0: the ILP is unbounded"):
-        ILP(A=[[-1.0, 0.0]], b=[0.0], upper=None)(torch.ones(2))
+        ILP(A=[[-1.0, 0.0]], b=[0.0], upper=None, backend=backend)(torch.ones(2))
+    # Infeasible and unbounded at once is reported as infeasible (Gurobi first says "INF_OR_UNBD").
+    with pytest.raises(SolverError, match="instance 0: the ILP is infeasible"):
+        ILP(A_eq=[[1.0, 1.0]], b_eq=[0.5], lower=None, upper=None, backend=backend)(torch.ones(2))
+
+
+@pytest.mark.parametrize("backend", [GUROBI])
+def test_gurobi_matches_scip_with_mixed_integrality_and_pickles(backend):
+    rng = np.random.default_rng(3)
+    A, b = rng.uniform(0.1, 1.0, (3, 8)), rng.uniform(1.0, 3.0, 3)
+    integer = np.arange(8) % 2 == 0
+    theta = torch.from_numpy(rng.normal(size=(5, 8)))
+    solver = ILP(A=A, b=b, A_eq=np.ones((1, 8)), b_eq=[2.5], integer=integer, backend=backend, threads=2)
+    reference = ILP(A=A, b=b, A_eq=np.ones((1, 8)), b_eq=[2.5], integer=integer)(theta)
+    z = solver(theta)
+    torch.testing.assert_close((theta * z).sum(-1), (theta * reference).sum(-1), atol=1e-6, rtol=0)
+    copy = pickle.loads(pickle.dumps(solver))  # the Gurobi environment is not pickled; the copy starts its own
+    torch.testing.assert_close(copy(theta), z)
+    assert "backend='gurobi'" in repr(solver)
 
 
 # --------------------------------------------------------------------------- context and executors
@@ -207,8 +254,8 @@ def test_bad_theta_options_and_context():
         solver(torch.ones(3), B=[1.0])
     with pytest.raises(ValueError, match="threads > 1 needs backend='cp-sat'"):
         ILP(threads=2)
-    with pytest.raises(ValueError, match="backend must be one of"):
-        ILP(backend="gurobi")
+    with pytest.raises(ValueError, match=r"backend must be one of \['cp-sat', 'gurobi', 'scip'\]"):
+        ILP(backend="cplex")
     with pytest.raises(ValueError, match="time_limit must be None or a number of seconds > 0"):
         ILP(time_limit=0)
     with pytest.raises(ValueError, match="on_time_limit must be 'raise' or 'incumbent'"):

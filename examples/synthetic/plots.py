@@ -52,7 +52,8 @@ def plot_fig3(rows: Sequence[Row], path: Path) -> Path:
     ns = sorted({r["n"] for r in rows})
     cols = min(2, len(ns))
     nrows = -(-len(ns) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(6.5 * cols, 4.8 * nrows), squeeze=False)
+    # The legend sits right of the top row, outside every panel: inside one it hid that panel's bands.
+    fig, axes = plt.subplots(nrows, cols, figsize=(6.5 * cols + 2.6, 4.8 * nrows), squeeze=False)
     for ax in axes.flat[len(ns):]:
         ax.set_visible(False)
     for ax, n in zip(axes.flat, ns):
@@ -63,7 +64,7 @@ def plot_fig3(rows: Sequence[Row], path: Path) -> Path:
         ax.set_ylabel("cosine similarity to the true gradient")
         ax.set_title(f"n = {n}")
         ax.grid(alpha=0.3)
-    axes.flat[len(ns) - 1].legend(fontsize=7, loc="lower right")
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     return save_figure(fig, path)
 
 

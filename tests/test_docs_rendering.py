@@ -1,0 +1,35 @@
+"""The API reference's docstring conversion: Sphinx roles and ``::`` markers become Markdown."""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+
+import pytest
+
+import difftools
+import solvers.ilp
+from tests.markdown import ROOT
+
+pytest.importorskip("griffe", reason="the docs extension needs griffe (pip install difftools[docs])")
+_spec = importlib.util.spec_from_file_location("rst_markup", ROOT / "docs_extensions" / "rst_markup.py")
+rst_markup = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(rst_markup)
+
+
+def test_roles_and_literal_markers_become_markdown():
+    text = (
+        "Wraps :class:`~difftools.Perturbed` (see :func:`difftools.solver`, :meth:`_map`)::\n\n"
+        "    layer = AIMLE(solver)\n\nor, as a block ::\n\n    x = 1\n\n::\n\n    y = 2\n"
+    )
+    assert rst_markup.to_markdown(text) == (
+        "Wraps `Perturbed` (see `difftools.solver`, `_map`):\n\n"
+        "    layer = AIMLE(solver)\n\nor, as a block\n\n    x = 1\n\n\n    y = 2\n"
+    )
+
+
+def test_no_rst_markup_survives_in_the_documented_docstrings():
+    for obj in (difftools.AIMLE, difftools.PerInstance, difftools.SPOPlusLoss, difftools.CachedSolver, solvers.ilp.ILP):
+        converted = rst_markup.to_markdown(inspect.getdoc(obj))
+        assert ":class:`" not in converted and ":func:`" not in converted and ":meth:`" not in converted
+        assert not any(line.rstrip().endswith("::") for line in converted.splitlines()), obj
