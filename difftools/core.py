@@ -14,10 +14,11 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
+from torch._C import _functions as _autograd_functions
 
+from difftools.errors import SolverError
 from difftools.noise import Noise
-from difftools.protocol import PerInstance
+from difftools.protocol import PerInstance, per_instance_hint, warn_if_not_discrete, with_hint
 from difftools.registry import resolve_solver
 
 __all__ = ["PerturbAndMAP", "max_form", "event_sum"]
@@ -41,12 +42,25 @@ class _PerturbAndMAPFunction(torch.autograd.Function):
         ctx.save_for_backward(theta, *output)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx: Any, grad_out: Tensor, *_state_grads: Any) -> tuple[Tensor | None, None, None]:
         if grad_out is None or not ctx.needs_input_grad[0]:  # the output was not used by the loss
             return None, None, None
         theta, out, *state = ctx.saved_tensors
-        grad = ctx.estimator._backward_impl(theta, out, tuple(state), grad_out, ctx.context)
+        with torch.no_grad():
+            grad = ctx.estimator._backward_impl(theta, out, tuple(state), grad_out, ctx.context)
+        if torch.is_grad_enabled() and grad.dtype.is_floating_point:
+            # create_graph=True (double backward, gradient penalties): the estimated gradient is not
+            # a differentiable function of θ. As torch's once_differentiable does, hand back an alias
+            # whose own backward raises -- here with a message that names the estimator.
+            name = type(ctx.estimator).__name__
+            message = (
+                f"{name}: double backward is not supported: the gradient {name} returns is a finite "
+                "difference / estimate of solver calls, not a differentiable function of θ "
+                "(create_graph=True, torch.autograd.grad(..., create_graph=True) or a gradient penalty "
+                "through this layer)"
+            )
+            alias = grad.detach().requires_grad_()
+            grad = _autograd_functions.DelayedError(message.encode(), 1)(alias)
         return grad, None, None
 
 
@@ -127,6 +141,11 @@ class PerturbAndMAP(nn.Module):
         name = type(self).__name__
         if not isinstance(theta, Tensor):
             raise TypeError(f"{name}: {arg} must be a torch.Tensor, got {type(theta).__name__}")
+        if theta.device.type == "meta":
+            raise ValueError(
+                f"{name}: {arg} is on the meta device (shapes only, no values), so no solver can run on it; "
+                "materialise the model first (e.g. model.to_empty(device='cpu') and re-initialise its parameters)"
+            )
         if not theta.dtype.is_floating_point:
             raise TypeError(f"{name}: {arg} must have a floating-point dtype, got {theta.dtype}")
         if theta.dim() < self.solver.event_dim:
@@ -169,7 +188,29 @@ class PerturbAndMAP(nn.Module):
                 value = value if keep_marker else value.value
             ctx[key] = value
         # max_form is its own inverse: it turns the max-form parameter back into the solver's own.
-        return self.solver(max_form(theta, self.solver.sense), **ctx)
+        given = max_form(theta, self.solver.sense)
+        version = given._version
+        name = type(self).__name__
+        try:
+            z = self.solver(given, **ctx)
+        except SolverError as e:
+            batch_shape = tuple(theta.shape[1 : theta.dim() - self.solver.event_dim])
+            hinted = with_hint(e, per_instance_hint(ctx, batch_shape))
+            if hinted is e:
+                raise
+            raise hinted from e.__cause__
+        # Solvers made with difftools.solver get a private copy; any other solver receives θ itself,
+        # which (for a "max" solver) may be the tensor kept for the backward: writing into it would
+        # silently change the gradient, so refuse (torch bumps a tensor's version on in-place writes).
+        if given._version != version:
+            raise SolverError(
+                f"wrote into its input θ (an in-place operation on it); {name} keeps that tensor for the "
+                "backward, so the gradient would be wrong. Work on a copy: theta = theta.clone()",
+                solver=getattr(self.solver, "name", None) or _solver_repr(self.solver),
+            )
+        if self.check_finite and isinstance(z, Tensor):
+            warn_if_not_discrete(self.solver, z, name)
+        return z
 
     def _perturb_and_map(self, theta: Tensor, context: dict) -> tuple[Tensor, Tensor]:
         """Noise ε and solutions ``z = MAP(θ + τ ε)``, both ``[S, *batch, *event]``, in one solver call."""
@@ -226,4 +267,3 @@ def event_norm(x: Tensor, event_dim: int) -> Tensor:
         return x.abs()
     dims = tuple(range(x.dim() - event_dim, x.dim()))
     return torch.linalg.vector_norm(x, dim=dims, keepdim=True)
-

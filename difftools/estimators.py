@@ -70,9 +70,7 @@ class FiniteDifference(PerturbAndMAP):
                 f"got {target_noise_temperature!r}"
             )
         self.central = bool(central)
-        self.target_noise_temperature = (
-            None if target_noise_temperature is None else float(target_noise_temperature)
-        )
+        self.target_noise_temperature = None if target_noise_temperature is None else float(target_noise_temperature)
 
     def _forward_impl(self, theta: Tensor, context: dict) -> tuple[Tensor, tuple[Tensor, ...]]:
         samples = self._num_samples()

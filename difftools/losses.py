@@ -195,4 +195,3 @@ def regret(
         best = event_sum(theta * optimal, event_dim).abs()
         value = value / best.clamp_min(torch.finfo(best.dtype).tiny)
     return _reduce(value, reduction)
-

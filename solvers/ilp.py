@@ -15,7 +15,7 @@ import numpy as np
 from torch import Tensor
 
 from difftools.errors import SolverError
-from difftools.protocol import FunctionSolver
+from difftools.protocol import FunctionSolver, check_sense
 from solvers._common import check_context_keys, check_theta, import_optional
 
 __all__ = ["ILP"]
@@ -279,7 +279,7 @@ class ILP(FunctionSolver):
         lower: lower bounds, a scalar or ``[n]``; None for unbounded.
         upper: upper bounds, a scalar or ``[n]``; None for unbounded.
         integer: True (all integer), False (an LP) or a bool mask ``[n]``.
-        sense: ``"max"`` (maximise θᵀz) or ``"min"``.
+        sense: required: ``"max"`` (maximise θᵀz, θ are values) or ``"min"`` (minimise, θ are costs).
         backend: ``"scip"`` or ``"cp-sat"``.
         time_limit: seconds per instance (None: no limit).
         threads: solver threads per instance (CP-SAT only; SCIP runs one).
@@ -300,7 +300,7 @@ class ILP(FunctionSolver):
         upper: Any = 1.0,
         integer: Any = True,
         *,
-        sense: Literal["max", "min"] = "max",
+        sense: Literal["max", "min"] | None = None,
         backend: Literal["scip", "cp-sat"] = "scip",
         time_limit: float | None = None,
         threads: int = 1,
@@ -309,8 +309,7 @@ class ILP(FunctionSolver):
         executor: concurrent.futures.Executor | None = None,
         chunksize: int | None = None,
     ):
-        if sense not in ("max", "min"):
-            raise ValueError(f"ILP: sense must be 'max' or 'min', got {sense!r}")
+        sense = check_sense(sense, "ILP")
         if backend not in _BACKENDS:
             raise ValueError(f"ILP: backend must be one of {sorted(_BACKENDS)}, got {backend!r}")
         if time_limit is not None and not (
@@ -326,10 +325,7 @@ class ILP(FunctionSolver):
         if parameters is not None and not isinstance(parameters, str):
             raise TypeError(f"ILP: parameters must be a string or None, got {type(parameters).__name__}")
         import_optional("ortools.linear_solver.python.model_builder_helper", "ilp", "ILP")
-        data = {
-            key: _numpy(value)
-            for key, value in zip(_DATA_KEYS, (A, b, A_eq, b_eq, lower, upper, integer))
-        }
+        data = {key: _numpy(value) for key, value in zip(_DATA_KEYS, (A, b, A_eq, b_eq, lower, upper, integer))}
         self.num_variables = _infer_size(data, "ILP: ")
         if self.num_variables is not None:
             _standardise(self.num_variables, data, "ILP: ", complete=False)
@@ -348,6 +344,8 @@ class ILP(FunctionSolver):
             executor=executor,
             chunksize=chunksize,
             name="ilp",
+            # Continuous variables (integer=False or a mask) take real values at an LP vertex.
+            discrete="integer" if bool(np.all(np.asarray(_numpy(integer)))) else None,
         )
 
     def __call__(self, theta: Tensor, /, **context: Any) -> Tensor:

@@ -84,7 +84,7 @@ def _shortest_path_example(gen: torch.Generator) -> tuple[Any, torch.Tensor, dic
 
 
 def _ilp_example(gen: torch.Generator) -> tuple[Any, torch.Tensor, dict]:
-    solver = difftools.get_solver("ilp", A=np.array([[1.0, 1.0, 1.0, 1.0]]), b=np.array([2.0]))
+    solver = difftools.get_solver("ilp", sense="max", A=np.array([[1.0, 1.0, 1.0, 1.0]]), b=np.array([2.0]))
     return solver, _vector(4)(gen), {}
 
 
@@ -112,7 +112,7 @@ EXAMPLES: dict[str, Example] = {
     "shortest_path": Example("solvers.graphs", _shortest_path_example),
     "assignment": Example(
         "solvers.assignment",
-        _simple("assignment", lambda gen: torch.randn(2, 3, 3, generator=gen, dtype=torch.float64)),
+        _simple("assignment", lambda gen: torch.randn(2, 3, 3, generator=gen, dtype=torch.float64), sense="max"),
     ),
     "ilp": Example("solvers.ilp", _ilp_example),
     "cvxpy": Example("solvers.cvxpy_layer", _cvxpy_example),
@@ -139,4 +139,3 @@ def make_example(name: str, seed: int = 0) -> tuple[Any, torch.Tensor, dict]:
         pytest.skip(f"solver {name!r} is not registered on this branch")
     gen = torch.Generator().manual_seed(seed)
     return example.make(gen)
-

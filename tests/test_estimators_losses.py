@@ -70,7 +70,7 @@ def test_spo_plus_forwards_context_and_rejects_bad_input():
     def masked_argmax(theta, mask):
         return argmax(theta.masked_fill(~mask, float("-inf")))
 
-    solver = difftools.solver(masked_argmax, batched=True, backend="torch")
+    solver = difftools.solver(masked_argmax, sense="max", batched=True, backend="torch")
     mask = difftools.PerInstance(torch.tensor([[True, True, False]]))
     # With e2 masked out: w* = e1, 2r̂ − r = [3, −2, 9] → e0 among the allowed; ℓ = 3 − (−2) = 5.
     value = SPOPlusLoss(solver)(_t([[2.0, 0.0, 5.0]]), _t([[1.0, 2.0, 1.0]]), mask=mask)
@@ -116,8 +116,14 @@ def test_regret_in_both_senses():
     rewards = _t([1.0, 2.0, 4.0])
     assert regret(e1, rewards, e2, sense="max").item() == pytest.approx(0.5)
     assert regret(e2, rewards, e2, sense="max").item() == 0.0
-    batch = regret(torch.stack([e1, e2]), torch.stack([rewards, rewards]), torch.stack([e2, e2]), sense="max",
-                   normalized=False, reduction="none")
+    batch = regret(
+        torch.stack([e1, e2]),
+        torch.stack([rewards, rewards]),
+        torch.stack([e2, e2]),
+        sense="max",
+        normalized=False,
+        reduction="none",
+    )
     torch.testing.assert_close(batch, _t([2.0, 0.0]))
     with pytest.raises(ValueError, match="regret: sense must be 'max' or 'min'"):
         regret(e1, costs, e0, sense="minimise")

@@ -123,7 +123,7 @@ def test_fenchel_young_reductions_and_per_instance_context():
     def masked_argmax(theta, mask):
         return argmax(theta.masked_fill(~mask, float("-inf")))
 
-    solver = difftools.solver(masked_argmax, batched=True, backend="torch")
+    solver = difftools.solver(masked_argmax, sense="max", batched=True, backend="torch")
     mask = torch.tensor([[True, True, False], [False, True, True]])
     theta = torch.tensor([[0.0, 1.0, 9.0], [9.0, 0.0, 1.0]], dtype=torch.float64)
     target = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
@@ -155,6 +155,13 @@ def test_perturbed_and_fenchel_young_reject_bad_arguments():
 
 def test_repr_names_the_hyper_parameters():
     text = repr(FenchelYoungLoss(Perturbed("argmax", sigma=0.5, samples=8, noise=Gumbel(), baseline=True)))
-    for part in ("FenchelYoungLoss", "Perturbed(solver=Argmax()", "sigma=0.5", "samples=8", "noise=Gumbel()",
-                 "baseline=True", "reduction='mean'"):
+    for part in (
+        "FenchelYoungLoss",
+        "Perturbed(solver=Argmax()",
+        "sigma=0.5",
+        "samples=8",
+        "noise=Gumbel()",
+        "baseline=True",
+        "reduction='mean'",
+    ):
         assert part in text
