@@ -10,8 +10,11 @@ returns and how the backward turns the downstream gradient into a gradient for �
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch._C import _functions as _autograd_functions
@@ -22,6 +25,27 @@ from difftools.protocol import PerInstance, per_instance_hint, warn_if_not_discr
 from difftools.registry import resolve_solver
 
 __all__ = ["PerturbAndMAP", "max_form", "event_sum"]
+
+
+def check_real(value: Any, owner: str, arg: str, ok: Callable[[float], bool], expected: str) -> float:
+    """``value`` as a float, or a TypeError (not a number) / ValueError (not finite, or not ``ok``).
+
+    Checking the type first keeps a string or a tensor from failing deep inside a comparison
+    (``'>=' not supported between 'str' and 'int'``); bools are refused, as ``True`` is rarely
+    meant as 1.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {arg} must be a number {expected}, got {type(value).__name__} {value!r}")
+    if not (math.isfinite(value) and ok(value)):
+        raise ValueError(f"{owner}: {arg} must be a finite number {expected}, got {value!r}")
+    return float(value)
+
+
+def check_bool(value: Any, owner: str, arg: str) -> bool:
+    """``value`` if it is a bool (numpy's too), else a TypeError: ``bool("no")`` is True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{owner}: {arg} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
 
 
 class _PerturbAndMAPFunction(torch.autograd.Function):
@@ -90,17 +114,15 @@ class PerturbAndMAP(nn.Module):
             raise ValueError(f"{name}: samples must be None or a positive int, got {samples!r}")
         if noise is not None and not isinstance(noise, Noise):
             raise TypeError(f"{name}: noise must be a difftools.noise.Noise or None, got {noise!r}")
-        if not (isinstance(noise_temperature, (int, float)) and math.isfinite(noise_temperature)) or (
-            noise_temperature < 0
-        ):
-            raise ValueError(f"{name}: noise_temperature must be a finite number >= 0, got {noise_temperature!r}")
+        check_real(noise_temperature, name, "noise_temperature", lambda v: v >= 0, ">= 0")
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"{name}: generator must be a torch.Generator, got {type(generator).__name__}")
+        check_bool(check_finite, name, "check_finite")
         self.samples = samples
         self.noise = noise
         self.noise_temperature = float(noise_temperature)
         self.generator = generator
-        self.check_finite = check_finite
+        self.check_finite = bool(check_finite)
 
     # ----------------------------------------------------------------------------- user API
     def forward(self, theta: Tensor, **context: Any) -> Tensor:
@@ -262,8 +284,15 @@ def event_sum(x: Tensor, event_dim: int) -> Tensor:
 
 
 def event_norm(x: Tensor, event_dim: int) -> Tensor:
-    """L2 norm over the trailing ``event_dim`` dims (keeping them as size-1 dims)."""
+    """L2 norm over the trailing ``event_dim`` dims (keeping them as size-1 dims), without under/overflow.
+
+    The entries are divided by their largest magnitude m first and the norm is m·‖x/m‖: squaring
+    raw entries underflows to 0 below about 1e-19 in float32 (and 1e-154 in float64) and
+    overflows to inf above about 1e19 (1e154), where the norm itself is still representable.
+    """
     if event_dim == 0:
         return x.abs()
     dims = tuple(range(x.dim() - event_dim, x.dim()))
-    return torch.linalg.vector_norm(x, dim=dims, keepdim=True)
+    scale = x.abs().amax(dim=dims, keepdim=True)
+    unit = x / torch.where(scale > 0, scale, 1.0)
+    return scale * torch.linalg.vector_norm(unit, dim=dims, keepdim=True)

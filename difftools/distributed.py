@@ -27,7 +27,7 @@ def _import_distributed() -> Any:
     except ImportError as e:
         raise ImportError(
             "dask_executor needs dask.distributed, which is not installed; install the 'dist' extra: "
-            'pip install "difftools[dist]"'
+            'pip install "difftools[dist]" (or, in a clone of the repository, pip install -e ".[dist]")'
         ) from e
     return distributed
 

@@ -350,9 +350,25 @@ class ILP(FunctionSolver):
 
     def __call__(self, theta: Tensor, /, **context: Any) -> Tensor:
         check_context_keys(context, _DATA_KEYS, self.name)
-        check_theta(theta, self.name, (self.num_variables,), "[*, n] objective coefficients")
+        n = self.num_variables
+        if isinstance(theta, Tensor) and theta.dim() >= 1 and n is not None and theta.shape[-1] != n:
+            # Name the user's data that fixed n; θ's full shape here may include internal sample dims.
+            raise ValueError(
+                f"{self.name}: θ has {theta.shape[-1]} entries per instance (its last dim), but the constraints "
+                f"given to ILP have n={n} variables ({self._size_source()}); θ must be [..., {n}], or fix the "
+                "constraint data"
+            )
+        check_theta(theta, self.name, (n,), "[*, n] objective coefficients")
         _check_pairs({**self.fn.data, **context}, f"{self.name}: ")
         return super().__call__(theta, **context)
+
+    def _size_source(self) -> str:
+        """Which constructor argument fixed the number of variables, e.g. ``A has shape (2, 6)``."""
+        for key in ("A", "A_eq", "lower", "upper", "integer"):
+            value = self.fn.data.get(key)
+            if value is not None and np.ndim(value) >= 1:
+                return f"{key} has shape {tuple(np.shape(value))}"
+        return "from the constraint data"
 
     def __repr__(self) -> str:
         oracle = self.fn

@@ -95,7 +95,7 @@ def test_bad_constructor_arguments():
         dt.AIMLE("argmax", samples=0)
     with pytest.raises(ValueError, match="lam must be a finite number > 0"):
         dt.IMLE("argmax", lam=0.0)
-    with pytest.raises(ValueError, match="invalid decay"):
+    with pytest.raises(ValueError, match=r"AIMLE: decay must be a finite number in \(0, 1\], got 1.5"):
         dt.AIMLE("argmax", decay=1.5)
     with pytest.raises(TypeError, match="expected a solver"):
         dt.AIMLE(lambda t: t)

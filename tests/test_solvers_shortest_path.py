@@ -204,5 +204,9 @@ def test_bad_graphs_nodes_and_context(path4):
 
 
 def test_missing_backend_names_the_extra():
-    with pytest.raises(ImportError, match=r"needs no_such_backend: pip install difftools\[graphs\]"):
+    with pytest.raises(
+        ImportError,
+        match=r'needs no_such_backend, which is not installed: pip install "difftools\[graphs\]" '
+        r'\(or, in a clone of the repository, pip install -e "\.\[graphs\]"\)',
+    ):
         import_optional("no_such_backend.sub", "graphs", "shortest_path")
