@@ -365,9 +365,9 @@ class ILP(FunctionSolver):
     def _size_source(self) -> str:
         """Which constructor argument fixed the number of variables, e.g. ``A has shape (2, 6)``."""
         for key in ("A", "A_eq", "lower", "upper", "integer"):
-            value = self.fn.data.get(key)
-            if value is not None and np.ndim(value) >= 1:
-                return f"{key} has shape {tuple(np.shape(value))}"
+            shape = getattr(self.fn.data.get(key), "shape", ())  # arrays and scipy.sparse matrices
+            if len(shape) >= 1:
+                return f"{key} has shape {tuple(shape)}"
         return "from the constraint data"
 
     def __repr__(self) -> str:
