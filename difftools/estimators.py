@@ -18,7 +18,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from difftools.core import PerturbAndMAP, _solver_repr, check_bool, check_real, event_norm, event_sum
+from difftools._validation import check_bool, check_real
+from difftools.core import PerturbAndMAP, _solver_repr, event_norm, event_sum
 from difftools.noise import Gumbel, Noise, Normal
 
 __all__ = ["FiniteDifference", "IMLE", "AIMLE", "Blackbox", "STE", "ScoreFunction", "Perturbed"]
