@@ -251,3 +251,13 @@ def test_solver_errors_suggest_per_instance_for_batch_shaped_context():
     with pytest.raises(dt.SolverError, match=r"wrap it as capacity=difftools.PerInstance"):
         solver(torch.randn(5, 3), capacity=np.ones(5))
     dt.AIMLE(solver)(torch.randn(5, 3), capacity=dt.PerInstance(torch.ones(5)))  # the fix works
+
+
+def test_grid_costs_whose_path_sums_overflow_float32_are_solved_in_float64():
+    from solvers.grid_shortest_path import GridShortestPath
+
+    base = torch.rand(3, 6, 6, generator=torch.Generator().manual_seed(4), dtype=torch.float64) + 0.1
+    expected = GridShortestPath()(base)
+    huge = (base * 1e38).float()  # every cost finite in float32; sums of a few of them are not
+    assert torch.isfinite(huge).all() and not torch.isfinite(huge.sum((-2, -1))).any()
+    torch.testing.assert_close(GridShortestPath()(huge), expected.float())
