@@ -193,14 +193,16 @@ class PerturbAndMAP(nn.Module):
             z = self.solver(given, **ctx)
         except SolverError as e:
             batch_shape = tuple(theta.shape[1 : theta.dim() - self.solver.event_dim])
-            hinted = with_hint(e, per_instance_hint(ctx, batch_shape))
+            bare = {k: v for k, v in context.items() if not isinstance(v, PerInstance)}
+            hinted = with_hint(e, per_instance_hint(bare, batch_shape))
             if hinted is e:
                 raise
             raise hinted from e.__cause__
-        # Solvers made with difftools.solver get a private copy; any other solver receives θ itself,
-        # which (for a "max" solver) may be the tensor kept for the backward: writing into it would
-        # silently change the gradient, so refuse (torch bumps a tensor's version on in-place writes).
-        if given._version != version:
+        # Solvers made with difftools.solver get a private copy; any other solver receives θ itself
+        # (for a "min" solver a fresh −θ), which may be the tensor kept for the backward: writing into
+        # it would silently change the gradient, so refuse (torch bumps a tensor's version on in-place
+        # writes, views included).
+        if given is theta and given._version != version:
             raise SolverError(
                 f"wrote into its input θ (an in-place operation on it); {name} keeps that tensor for the "
                 "backward, so the gradient would be wrong. Work on a copy: theta = theta.clone()",
