@@ -156,7 +156,7 @@ def dask_executor(
     :class:`~difftools.SolverError` with its index)::
 
         ex = difftools.dask_executor("tcp://scheduler.example.org:8786")
-        layer = difftools.AIMLE(difftools.solver(solve_one, executor=ex))
+        layer = difftools.AIMLE(difftools.solver(solve_one, sense="max", executor=ex))
 
     Workers must be able to import difftools and the solver function (same environment).
 
