@@ -65,9 +65,8 @@ def measure(batch: int, n: int, k: int, samples: int, device: str, rounds: int, 
     dy = torch.randn(samples, batch, n, device=device) / samples
     layers = {
         # check_finite=True (the default) costs two host synchronisations per forward+backward on a GPU.
-        check: dt.AIMLE(
-            dt.get_solver("topk", k=k), samples=samples, central=True, initial_alpha=0.5, check_finite=check
-        ).to(device)
+        check: dt.AIMLE(dt.get_solver("topk", k=k), samples=samples, central=True, initial_alpha=0.5,
+                        check_finite=check).to(device)
         for check in (True, False)
     }
     hand = HandWritten(k, samples, device)
@@ -117,25 +116,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     rounds = 3 if args.quick else 9
     cases = CASES[:1] if args.small_only else CASES
-    print(
-        f"AIMLE (central) + topk, forward+backward; device={args.device}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads"
-    )
+    print(f"AIMLE (central) + topk, forward+backward; device={args.device}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")
     print("library = AIMLE(check_finite=True), the default; unchecked = check_finite=False")
-    print(
-        f"{'B':>5} {'n':>6} {'k':>4} {'S':>3} {'library ms':>11} {'unchecked ms':>13} {'by hand ms':>11} "
-        f"{'ratio':>6} {'unchecked ratio':>16}"
-    )
+    print(f"{'B':>5} {'n':>6} {'k':>4} {'S':>3} {'library ms':>11} {'unchecked ms':>13} {'by hand ms':>11} "
+          f"{'ratio':>6} {'unchecked ratio':>16}")
     rows = []
     for batch, n, k in cases:
         for samples in (1, 10):
             inner = max(1, 2_000_000 // (samples * batch * n))  # repeat small cases to time them reliably
             r = measure(batch, n, k, samples, args.device, rounds, inner)
             rows.append({"B": batch, "n": n, "k": k, "S": samples, **r})
-            print(
-                f"{batch:>5} {n:>6} {k:>4} {samples:>3} {r['library_ms']:>11.3f} {r['unchecked_ms']:>13.3f} "
-                f"{r['baseline_ms']:>11.3f} {r['ratio']:>6.2f} {r['unchecked_ratio']:>16.2f}"
-            )
+            print(f"{batch:>5} {n:>6} {k:>4} {samples:>3} {r['library_ms']:>11.3f} {r['unchecked_ms']:>13.3f} "
+                  f"{r['baseline_ms']:>11.3f} {r['ratio']:>6.2f} {r['unchecked_ratio']:>16.2f}")
     return rows
 
 

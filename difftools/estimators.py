@@ -68,7 +68,9 @@ class FiniteDifference(PerturbAndMAP):
                 target_noise_temperature, type(self).__name__, "target_noise_temperature", lambda v: v >= 0, ">= 0"
             )
         self.central = check_bool(central, type(self).__name__, "central")
-        self.target_noise_temperature = None if target_noise_temperature is None else float(target_noise_temperature)
+        self.target_noise_temperature = (
+            None if target_noise_temperature is None else float(target_noise_temperature)
+        )
 
     def _forward_impl(self, theta: Tensor, context: dict) -> tuple[Tensor, tuple[Tensor, ...]]:
         samples = self._num_samples()

@@ -195,3 +195,4 @@ def regret(
         best = event_sum(theta * optimal, event_dim).abs()
         value = value / best.clamp_min(torch.finfo(best.dtype).tiny)
     return _reduce(value, reduction)
+

@@ -460,7 +460,9 @@ class FunctionSolver:
 
     def _call_each(self, flat: Tensor, n: int, shared: dict, per_instance: dict) -> Tensor:
         thetas = list(self._private_theta(flat)) if n else []
-        contexts = [{**shared, **{k: self._to_backend(v[i]) for k, v in per_instance.items()}} for i in range(n)]
+        contexts = [
+            {**shared, **{k: self._to_backend(v[i]) for k, v in per_instance.items()}} for i in range(n)
+        ]
         if self.executor is not None:
             results = self._map_on_executor(thetas, contexts)
         elif self.timeout is None:

@@ -47,7 +47,8 @@ def register_solver(name: str, solver_or_factory: Any = None, *, overwrite: bool
             raise TypeError(f"register_solver({name!r}): expected a solver or a factory, got {obj!r}")
         if not overwrite and (name in _registry or name in _BUILTINS):
             raise ValueError(
-                f"register_solver: a solver named {name!r} is already registered; pass overwrite=True to replace it"
+                f"register_solver: a solver named {name!r} is already registered; "
+                "pass overwrite=True to replace it"
             )
         _registry[name] = obj
         return obj
@@ -115,3 +116,5 @@ def resolve_solver(solver: Any, owner: str) -> Any:
             f"e.g. made with difftools.solver) or a registered name, got {solver!r}"
         )
     return solver
+
+

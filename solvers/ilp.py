@@ -325,7 +325,10 @@ class ILP(FunctionSolver):
         if parameters is not None and not isinstance(parameters, str):
             raise TypeError(f"ILP: parameters must be a string or None, got {type(parameters).__name__}")
         import_optional("ortools.linear_solver.python.model_builder_helper", "ilp", "ILP")
-        data = {key: _numpy(value) for key, value in zip(_DATA_KEYS, (A, b, A_eq, b_eq, lower, upper, integer))}
+        data = {
+            key: _numpy(value)
+            for key, value in zip(_DATA_KEYS, (A, b, A_eq, b_eq, lower, upper, integer))
+        }
         self.num_variables = _infer_size(data, "ILP: ")
         if self.num_variables is not None:
             _standardise(self.num_variables, data, "ILP: ", complete=False)

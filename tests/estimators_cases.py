@@ -139,3 +139,4 @@ def make_example(name: str, seed: int = 0) -> tuple[Any, torch.Tensor, dict]:
         pytest.skip(f"solver {name!r} is not registered on this branch")
     gen = torch.Generator().manual_seed(seed)
     return example.make(gen)
+

@@ -63,13 +63,8 @@ def test_imle_at_good_lambda_matches_enumerated_gradient(central):
     _, exact = exact_value_and_grad(theta, k_subsets(n, 2), lambda z: ((z - b) ** 2).sum(-1))
     sims, norms = {}, {}
     for samples in (10, 20000):
-        layer = dt.IMLE(
-            dt.get_solver("topk", k=2),
-            lam=0.1,
-            central=central,
-            samples=samples,
-            generator=torch.Generator().manual_seed(5),
-        )
+        layer = dt.IMLE(dt.get_solver("topk", k=2), lam=0.1, central=central, samples=samples,
+                        generator=torch.Generator().manual_seed(5))
         est = _estimate(layer, theta, b)
         sims[samples], norms[samples] = cosine(est, exact), float(est.norm() / exact.norm())
     assert sims[20000] > 0.98, sims

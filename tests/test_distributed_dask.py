@@ -61,17 +61,14 @@ def cluster():
     # Worker processes (and their restarts after a crash) fork from a warm forkserver.
     start_forkserver()
     # allowed_failures=1: a task whose worker dies is rerun once (then it would fail with KilledWorker).
-    with (
-        dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}),
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=":0",
-            scheduler_kwargs={"allowed_failures": 1},
-        ) as c,
-    ):
+    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}), distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=":0",
+        scheduler_kwargs={"allowed_failures": 1},
+    ) as c:
         yield c
 
 

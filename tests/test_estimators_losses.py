@@ -116,14 +116,8 @@ def test_regret_in_both_senses():
     rewards = _t([1.0, 2.0, 4.0])
     assert regret(e1, rewards, e2, sense="max").item() == pytest.approx(0.5)
     assert regret(e2, rewards, e2, sense="max").item() == 0.0
-    batch = regret(
-        torch.stack([e1, e2]),
-        torch.stack([rewards, rewards]),
-        torch.stack([e2, e2]),
-        sense="max",
-        normalized=False,
-        reduction="none",
-    )
+    batch = regret(torch.stack([e1, e2]), torch.stack([rewards, rewards]), torch.stack([e2, e2]), sense="max",
+                   normalized=False, reduction="none")
     torch.testing.assert_close(batch, _t([2.0, 0.0]))
     with pytest.raises(ValueError, match="regret: sense must be 'max' or 'min'"):
         regret(e1, costs, e0, sense="minimise")

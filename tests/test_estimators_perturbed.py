@@ -155,13 +155,6 @@ def test_perturbed_and_fenchel_young_reject_bad_arguments():
 
 def test_repr_names_the_hyper_parameters():
     text = repr(FenchelYoungLoss(Perturbed("argmax", sigma=0.5, samples=8, noise=Gumbel(), baseline=True)))
-    for part in (
-        "FenchelYoungLoss",
-        "Perturbed(solver=Argmax()",
-        "sigma=0.5",
-        "samples=8",
-        "noise=Gumbel()",
-        "baseline=True",
-        "reduction='mean'",
-    ):
+    for part in ("FenchelYoungLoss", "Perturbed(solver=Argmax()", "sigma=0.5", "samples=8", "noise=Gumbel()",
+                 "baseline=True", "reduction='mean'"):
         assert part in text

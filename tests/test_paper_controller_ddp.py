@@ -41,9 +41,8 @@ def _ddp_inputs():
 def test_fast_controller_under_ddp_matches_single_process_on_whole_batch(tmp_path):
     """gloo, 2 ranks on CPU: the all-reduced counts give every rank the single-process α trace."""
     # fork: the ranks need not re-import torch; they only use the CPU, so forking is safe.
-    mp.start_processes(
-        _ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "alpha")), nprocs=2, start_method="fork"
-    )
+    mp.start_processes(_ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "alpha")), nprocs=2,
+                       start_method="fork")
     theta, upstream = _ddp_inputs()
     layer = dt.AIMLE(argmax, noise=None, controller="fast")
     single = []

@@ -34,12 +34,8 @@ def test_idx_reader_on_hand_written_files(tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "match"),
-    [
-        (b"\x01\x00\x08\x01", "not an IDX file"),
-        (_idx(0x07, (1,), b"\x00"), "unknown IDX type code 0x07"),
-        (_idx(0x08, (4,), b"\x00\x01"), "holds 2 data bytes, expected 4"),
-        (b"\x00\x00\x08\x02\x00", "truncated"),
-    ],
+    [(b"\x01\x00\x08\x01", "not an IDX file"), (_idx(0x07, (1,), b"\x00"), "unknown IDX type code 0x07"),
+     (_idx(0x08, (4,), b"\x00\x01"), "holds 2 data bytes, expected 4"), (b"\x00\x00\x08\x02\x00", "truncated")],
 )
 def test_idx_reader_rejects_bad_files(tmp_path, content, match):
     (tmp_path / "bad").write_bytes(content)
@@ -80,8 +76,7 @@ def test_vae_loss_by_hand():
     assert vae_loss(theta, rec, x).item() == pytest.approx(expected, rel=1e-6)
     theta = torch.tensor([[[30.0, 0.0, 0.0]]])  # a one-hot q has KL = log N to uniform
     assert vae_loss(theta, torch.zeros(1, 1, 2), torch.zeros(1, 2)).item() == pytest.approx(
-        2 * math.log(2) + math.log(3), rel=1e-4
-    )
+        2 * math.log(2) + math.log(3), rel=1e-4)
 
 
 def test_method_line_up_and_gumbel_softmax_only_for_k1():

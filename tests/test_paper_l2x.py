@@ -79,17 +79,12 @@ def test_subset_precision_of_an_oracle_selector_is_100():
 
 
 def test_tiny_cli_run(tmp_path, capsys):
-    paths = main(
-        ["run", "--quick", "--datasets", "switch", "--only", "AIMLE (central)", "λ=", "L2X", "--out", str(tmp_path)]
-    )
+    paths = main(["run", "--quick", "--datasets", "switch", "--only", "AIMLE (central)", "λ=", "L2X",
+                  "--out", str(tmp_path)])
     rows = read_csv(paths["csv"])
     assert {r["dataset"] for r in rows} == {"switch"}
-    assert {r["method"] for r in rows} == {
-        "AIMLE (central)",
-        "IMLE (forward, λ=10)",
-        "IMLE (central, λ=10)",
-        "L2X (Gumbel top-k)",
-    }
+    assert {r["method"] for r in rows} == {"AIMLE (central)", "IMLE (forward, λ=10)", "IMLE (central, λ=10)",
+                                           "L2X (Gumbel top-k)"}
     assert all(0 <= r["test_precision"] <= 100 for r in rows)
     assert "λ chosen" in capsys.readouterr().out
     assert paths["png"].stat().st_size > 0

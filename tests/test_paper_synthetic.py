@@ -25,12 +25,10 @@ def test_exact_gradient_matches_central_finite_differences(n):
     theta, b = (x.double() for x in make_problem(n, n))
     grad = exact_gradient(theta, b)
     h = 1e-6
-    fd = torch.stack(
-        [
-            (expected_loss(theta + h * e, b) - expected_loss(theta - h * e, b)) / (2 * h)
-            for e in torch.eye(n, dtype=torch.float64)
-        ]
-    )
+    fd = torch.stack([
+        (expected_loss(theta + h * e, b) - expected_loss(theta - h * e, b)) / (2 * h)
+        for e in torch.eye(n, dtype=torch.float64)
+    ])
     torch.testing.assert_close(grad, fd, rtol=1e-6, atol=1e-8)
 
 

@@ -31,7 +31,12 @@ def brute_force_best(theta: np.ndarray, maximize: bool) -> float:
 
 def is_matching(z: np.ndarray) -> bool:
     n, m = z.shape
-    return set(np.unique(z)) <= {0.0, 1.0} and (z.sum(0) <= 1).all() and (z.sum(1) <= 1).all() and z.sum() == min(n, m)
+    return (
+        set(np.unique(z)) <= {0.0, 1.0}
+        and (z.sum(0) <= 1).all()
+        and (z.sum(1) <= 1).all()
+        and z.sum() == min(n, m)
+    )
 
 
 @settings(max_examples=60, deadline=None)
