@@ -141,6 +141,17 @@ def test_aimle_controller_does_not_count_changes_without_gradient():
     torch.testing.assert_close(layer.nnz_ema, torch.tensor(0.9))  # counted 0 changes, not ~2 per example
 
 
+def test_aimle_lambda_beyond_float32_gives_no_gradient_and_no_count():
+    """θ ~ 1e30 with ∇f ~ 1e-20: λ = α‖θ‖/‖∇f‖ ~ 1e50 is not a float32. Before, ‖θ‖² overflowed, λ = inf
+    moved θ to ±inf, the MAP states changed, the controller counted them, and the gradient was 0."""
+    gen = torch.Generator().manual_seed(5)
+    theta = (torch.randn(4, 6, generator=gen) * 1e30).requires_grad_()
+    layer = dt.AIMLE("argmax", noise=None, initial_alpha=0.5)
+    (layer(theta) * torch.randn(4, 6, generator=gen) * 1e-20).sum().backward()
+    assert torch.isfinite(theta.grad).all() and not theta.grad.any()
+    torch.testing.assert_close(layer.nnz_ema, torch.tensor(0.9))
+
+
 def softmax_solver(theta: np.ndarray) -> np.ndarray:
     e = np.exp(theta - theta.max())
     return e / e.sum()
