@@ -69,6 +69,8 @@ class _PathOracle:
             path = self._dijkstra(nx, w, source, target)
         elif self.order is not None:
             path = self._dag(w, source, target)
+        elif not self.graph.is_directed():
+            raise self._negative_cycle(w)  # no need to search: u → v → u is already one
         else:
             path = self._bellman_ford(nx, w, source, target)
         z = np.zeros_like(w)
@@ -108,17 +110,19 @@ class _PathOracle:
         except nx.NetworkXNoPath:
             raise SolverError(f"no path from {source!r} to {target!r}") from None
         except nx.NetworkXUnbounded:
-            negative = int((w < 0).sum())
-            why = (
-                "an undirected edge with a negative cost is itself a negative cycle (walk it back and forth)"
-                if not self.graph.is_directed()
-                else "a cycle reachable from the source has negative total cost"
-            )
-            raise SolverError(
-                f"the edge costs have a negative cycle ({negative} negative edge(s), min {w.min():.3g}): {why}, so "
-                "no shortest path exists. Keep costs >= 0 on graphs with cycles (perturbation noise can push them "
-                "below 0: construct ShortestPath(..., negative='clamp') to treat negative costs as 0), or use a DAG"
-            ) from None
+            raise self._negative_cycle(w) from None
+
+    def _negative_cycle(self, w: np.ndarray) -> SolverError:
+        why = (
+            "an undirected edge with a negative cost is itself a negative cycle (walk it back and forth)"
+            if not self.graph.is_directed()
+            else "a cycle reachable from the source has negative total cost"
+        )
+        return SolverError(
+            f"the edge costs have a negative cycle ({int((w < 0).sum())} negative edge(s), min {w.min():.3g}): "
+            f"{why}, so no shortest path exists. Keep costs >= 0 on graphs with cycles (perturbation noise can push "
+            "them below 0: construct ShortestPath(..., negative='clamp') to treat negative costs as 0), or use a DAG"
+        )
 
 
 class ShortestPath(FunctionSolver):

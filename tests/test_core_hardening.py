@@ -109,7 +109,7 @@ def aimle_grads(theta: torch.Tensor, grad_scale: float, dtype: torch.dtype) -> t
     """AIMLE's gradient (no noise: deterministic) for θ in ``dtype`` and ∇f scaled by ``grad_scale``."""
     gen = torch.Generator().manual_seed(1)
     weights = torch.randn(theta.shape, generator=gen, dtype=torch.float64)
-    t = theta.to(dtype).requires_grad_()
+    t = theta.detach().to(dtype).clone().requires_grad_()
     layer = dt.AIMLE("argmax", noise=None, initial_alpha=0.5)
     (layer(t) * (weights * grad_scale).to(dtype)).sum().backward()
     return t.grad.double()

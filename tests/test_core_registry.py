@@ -76,7 +76,7 @@ def test_entry_point_plugin(tmp_path, monkeypatch):
             import torch
             import difftools
 
-            @difftools.solver(batched=True, backend="torch", name="plugin_sign")
+            @difftools.solver(sense="max", batched=True, backend="torch", name="plugin_sign")
             def sign_solver(theta):
                 return (theta > 0).to(theta.dtype)
             """

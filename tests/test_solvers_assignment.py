@@ -47,7 +47,7 @@ def is_matching(z: np.ndarray) -> bool:
     ),
 )
 def test_matches_brute_force_including_rectangular(sense, theta):
-    z = Assignment(sense, sense="max")(torch.from_numpy(theta)).numpy()
+    z = Assignment(sense)(torch.from_numpy(theta)).numpy()
     assert is_matching(z)
     assert float((theta * z).sum()) == pytest.approx(brute_force_best(theta, sense == "max"), abs=1e-9)
 
@@ -89,7 +89,7 @@ def test_bad_input():
     with pytest.raises(TypeError, match="it takes no context arguments"):
         solver(torch.ones(2, 2), capacity=3)
     with pytest.raises(ValueError, match="sense must be 'max' or 'min', got 'maximise'"):
-        Assignment("maximise", sense="max")
+        Assignment("maximise")
 
 
 def test_an_empty_side_matches_nothing():

@@ -201,7 +201,7 @@ def test_bad_constraint_data():
 
 def test_bad_theta_options_and_context():
     solver = ILP(sense="max", A=np.ones((1, 3)), b=[1.0])
-    with pytest.raises(ValueError, match=r"θ has shape \(2, 4\), expected \[\*, n\] objective coefficients .*\[3\]"):
+    with pytest.raises(ValueError, match=r"θ has 4 entries per instance .* n=3 variables \(A has shape \(1, 3\)\)"):
         solver(torch.ones(2, 4))
     with pytest.raises(ValueError, match="θ contains NaN"):
         solver(torch.tensor([1.0, float("nan"), 0.0]))
