@@ -7,7 +7,7 @@ import torch
 
 import difftools as dt
 
-identity = dt.solver(lambda t: t.clone(), sense="max", batched=True, backend="torch", name="identity")
+identity = dt.solver(lambda t: t.clone(), sense="max", batched=True, backend="torch", name="identity", discrete=None)
 constant = dt.solver(lambda t: torch.zeros_like(t), sense="max", batched=True, backend="torch", name="constant")
 
 
