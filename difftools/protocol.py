@@ -508,16 +508,18 @@ class FunctionSolver:
             for start, fut in zip(starts, futures):
                 try:
                     chunk = fut.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
-                except concurrent.futures.TimeoutError as e:
-                    raise SolverError(
-                        f"executor task for instances {start}..{min(start + size, n) - 1} did not finish within "
-                        f"timeout={self.timeout:g} s (a running task cannot be stopped; it is left to the executor)",
-                        solver=self.name,
-                        index=start,
-                    ) from e
                 # A crashed worker process (BrokenProcessPool), a lost cluster worker, a pickling
                 # error; SystemExit too, so a worker calling sys.exit cannot end the caller.
                 except (Exception, SystemExit) as e:
+                    # Our own deadline passed while the task still runs (a task that itself raised
+                    # TimeoutError, e.g. dask_executor's, is done and reported as a failure below).
+                    if deadline is not None and isinstance(e, concurrent.futures.TimeoutError) and not fut.done():
+                        raise SolverError(
+                            f"executor task for instances {start}..{min(start + size, n) - 1} did not finish within "
+                            f"timeout={self.timeout:g} s (a running task cannot be stopped: left to the executor)",
+                            solver=self.name,
+                            index=start,
+                        ) from e
                     raise SolverError(
                         f"executor task for instances {start}..{min(start + size, n) - 1} failed: "
                         f"{type(e).__name__}: {e}",
