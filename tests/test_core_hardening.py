@@ -68,11 +68,11 @@ def imle_grad(solver, theta: torch.Tensor, weights: torch.Tensor, **kwargs) -> t
 @pytest.mark.parametrize("central", [False, True])
 def test_a_solver_writing_into_its_input_cannot_change_the_gradient(dirty, central):
     gen = torch.Generator().manual_seed(0)
-    theta, weights = torch.randn(6, 5, generator=gen), torch.randn(6, 5, generator=gen)
+    theta, weights = torch.randn(16, 5, generator=gen), torch.randn(16, 5, generator=gen)
     clean = dt.solver(onehot, sense="max", name="clean")
-    expected = imle_grad(clean, theta, weights, lam=1.0, central=central)
+    expected = imle_grad(clean, theta, weights, lam=0.3, central=central)
     assert expected.abs().sum() > 0  # the step moves some argmax: a corrupted target would show
-    torch.testing.assert_close(imle_grad(dirty, theta, weights, lam=1.0, central=central), expected)
+    torch.testing.assert_close(imle_grad(dirty, theta, weights, lam=0.3, central=central), expected)
 
 
 def test_a_protocol_solver_writing_into_its_input_is_refused():
@@ -267,8 +267,8 @@ def test_solver_errors_suggest_per_instance_for_batch_shaped_context():
 def test_grid_costs_whose_path_sums_overflow_float32_are_solved_in_float64():
     from solvers.grid_shortest_path import GridShortestPath
 
-    base = torch.rand(3, 6, 6, generator=torch.Generator().manual_seed(4), dtype=torch.float64) + 0.1
+    base = 0.6 * torch.rand(3, 6, 6, generator=torch.Generator().manual_seed(4), dtype=torch.float64) + 0.5
     expected = GridShortestPath()(base)
-    huge = (base * 1e38).float()  # every cost finite in float32; sums of a few of them are not
+    huge = (base * 3e38).float()  # every cost finite in float32 (< 3.4e38); any three of them sum to inf
     assert torch.isfinite(huge).all() and not torch.isfinite(huge.sum((-2, -1))).any()
     torch.testing.assert_close(GridShortestPath()(huge), expected.float())
