@@ -208,8 +208,10 @@ class PerturbAndMAP(nn.Module):
                 "backward, so the gradient would be wrong. Work on a copy: theta = theta.clone()",
                 solver=getattr(self.solver, "name", None) or _solver_repr(self.solver),
             )
-        if self.check_finite and isinstance(z, Tensor):
-            warn_if_not_discrete(self.solver, z, name)
+        if self.check_finite and isinstance(z, Tensor) and z.dim() > 0:
+            # The first sample's solutions only (the whole batch of one sample): a solver returning
+            # scores or probabilities does so everywhere, and checking all S samples costs ~S× more.
+            warn_if_not_discrete(self.solver, z[0], name)
         return z
 
     def _perturb_and_map(self, theta: Tensor, context: dict) -> tuple[Tensor, Tensor]:
@@ -264,13 +266,16 @@ def event_sum(x: Tensor, event_dim: int) -> Tensor:
 def event_norm(x: Tensor, event_dim: int) -> Tensor:
     """L2 norm over the trailing ``event_dim`` dims (keeping them as size-1 dims), without under/overflow.
 
-    The entries are divided by their largest magnitude m first and the norm is m·‖x/m‖: squaring
-    raw entries underflows to 0 below about 1e-19 in float32 (and 1e-154 in float64) and
-    overflows to inf above about 1e19 (1e154), where the norm itself is still representable.
+    Squaring raw entries underflows to 0 below about 1e-19 in float32 (1e-154 in float64) and
+    overflows above about 1e19 (1e154), where the norm itself is still representable. Lower
+    precisions accumulate in float64 (one op); float64 divides by the largest magnitude m first
+    and returns m·‖x/m‖.
     """
     if event_dim == 0:
         return x.abs()
     dims = tuple(range(x.dim() - event_dim, x.dim()))
+    if x.dtype != torch.float64:
+        return torch.linalg.vector_norm(x, dim=dims, keepdim=True, dtype=torch.float64).to(x.dtype)
     scale = x.abs().amax(dim=dims, keepdim=True)
     unit = x / torch.where(scale > 0, scale, 1.0)
     return scale * torch.linalg.vector_norm(unit, dim=dims, keepdim=True)

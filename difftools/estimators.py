@@ -88,9 +88,10 @@ class FiniteDifference(PerturbAndMAP):
         samples = target.shape[0]
         grad_f = grad_out * samples if samples > 1 else grad_out
         lam = self._step(theta, grad_f)  # [S or 1, *batch, 1...] broadcastable over samples and event
-        # A λ whose reciprocal is not finite in θ's dtype (0, subnormal, or overflowed to inf) takes
-        # no step: its gradient is 0 instead of 0·inf = NaN, and no perturbed point is ±inf.
-        lam = torch.where(torch.isfinite(lam.reciprocal()) & torch.isfinite(lam), lam, 0.0)
+        if not self._fixed_step:
+            # A λ whose reciprocal is not finite in θ's dtype (0, subnormal, or overflowed to inf) takes
+            # no step: its gradient is 0 instead of 0·inf = NaN, and no perturbed point is ±inf.
+            lam = torch.where(torch.isfinite(lam.reciprocal()) & torch.isfinite(lam), lam, 0.0)
         shift = lam * grad_f
         if self.central:
             # Both ends of the difference in one tensor and one solver call: [2S, *batch, *event],
@@ -100,15 +101,19 @@ class FiniteDifference(PerturbAndMAP):
             torch.sub(target, shift, out=points[samples:])
             ends = self._map(points, context, 2 * samples)
             diff = ends[:samples] - ends[samples:]
-            scale = 2 * lam
         else:
             diff = out - self._map(target - shift, context, samples)
-            scale = lam
-        # 1/scale where λ > 0 and 0 where λ = 0 (no step taken, so no gradient — never NaN).
-        inverse = torch.where(scale > 0, scale.reciprocal(), 0.0)
-        # The controller counts only the changes that become gradient entries.
-        self._observe(diff * (inverse > 0))
+        # 1/(2λ) or 1/λ where λ > 0 (0.5/λ, not 1/(2λ): 2λ may overflow where 1/λ is finite) and 0
+        # where λ = 0 (no step taken, so no gradient — never NaN).
+        inverse = torch.where(lam > 0, (0.5 if self.central else 1.0) / lam, 0.0)
+        # The controller counts only the changes that become gradient entries. Where λ = 0 both MAP
+        # points coincide, except in the forward difference towards another temperature's target.
+        moved_target = not self.central and self.target_noise_temperature is not None
+        self._observe(diff * (inverse > 0) if moved_target else diff)
         return (diff * inverse).mean(0)
+
+    # Whether _step returns a λ already known to have a finite reciprocal (IMLE's fixed λ).
+    _fixed_step = False
 
     def _step(self, theta: Tensor, grad_f: Tensor) -> Tensor:
         raise NotImplementedError
@@ -130,6 +135,9 @@ class IMLE(FiniteDifference):
     :class:`FiniteDifference`. Small λ gives sparse, nearly unbiased gradients; large λ dense
     but biased ones -- :class:`AIMLE` picks λ for you.
     """
+
+    # λ is a Python float, checked against θ's dtype in _step: no device-side guard is needed.
+    _fixed_step = True
 
     def __init__(self, solver: Any, *, lam: float = 10.0, **kwargs: Any):
         super().__init__(solver, **kwargs)

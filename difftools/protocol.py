@@ -266,8 +266,9 @@ def warn_if_not_discrete(solver: Any, z: Tensor, owner: str) -> None:
     """Warn once per solver when ``z`` has entries outside the solver's declared discrete set.
 
     The set is the solver's ``discrete`` attribute: ``"binary"`` (0/1), ``"integer"`` (the
-    default) or None (real-valued solutions, e.g. LP vertices: no check). One reduction (a host
-    synchronisation on CUDA), done only while the estimator checks finiteness.
+    default) or None (real-valued solutions, e.g. LP vertices: no check). One comparison (a host
+    synchronisation on CUDA), done only while the estimator checks finiteness, on the solutions of
+    the first sample of each solver call.
     """
     kind = getattr(solver, "discrete", "integer")
     if kind is None or not z.dtype.is_floating_point or z.numel() == 0:
@@ -278,9 +279,10 @@ def warn_if_not_discrete(solver: Any, z: Tensor, owner: str) -> None:
     except TypeError:  # not weak-referenceable
         if id(solver) in _OUTPUT_WARNED_IDS:
             return
-    bad = ((z != 0) & (z != 1)) if kind == "binary" else (z != z.round())
-    if not bool(bad.any()):
+    # One comparison in the common (valid) case; the mask of bad entries only for the message.
+    if torch.equal(z, z.clamp(0, 1).round() if kind == "binary" else z.round()):
         return
+    bad = ((z != 0) & (z != 1)) if kind == "binary" else (z != z.round())
     try:
         _OUTPUT_WARNED.add(solver)
     except TypeError:
