@@ -125,6 +125,9 @@ class _PathOracle:
         )
 
 
+_DijkstraOracle = _PathOracle  # the oracle's former name, so that solvers pickled before still load
+
+
 class ShortestPath(FunctionSolver):
     """Shortest source–target path on a fixed networkx ``Graph`` or ``DiGraph``.
 
