@@ -380,6 +380,8 @@ class FunctionSolver:
     def __call__(self, theta: Tensor, /, **context: Any) -> Tensor:
         if not isinstance(theta, Tensor):
             raise TypeError(f"{self.name}: θ must be a torch.Tensor, got {type(theta).__name__}")
+        if theta.device.type == "meta":
+            raise ValueError(f"{self.name}: θ is on the meta device (shapes only, no values); materialise it first")
         if theta.dim() < self.event_dim:
             raise ValueError(
                 f"{self.name}: θ has {theta.dim()} dims {tuple(theta.shape)}, but one instance has "
