@@ -222,7 +222,12 @@ CASES: list[tuple[str, Callable[[], Any], type, str]] = [
     ("unknown-solver-name", lambda: dt.AIMLE("nope"), KeyError, "unknown solver 'nope'; known solvers:"),
     # --- 12: θ and gradients
     ("theta-meta", lambda: dt.AIMLE("argmax")(torch.empty(2, 3, device="meta")), ValueError, "on the meta device"),
-    ("solver-theta-meta", lambda: ARGMAX(torch.empty(2, 3, device="meta")), ValueError, "onehot: θ is on the meta device"),
+    (
+        "solver-theta-meta",
+        lambda: ARGMAX(torch.empty(2, 3, device="meta")),
+        ValueError,
+        "onehot: θ is on the meta device",
+    ),
     ("theta-nan", lambda: dt.AIMLE("argmax")(torch.tensor([[0.0, float("nan")]])), ValueError, "θ contains NaN"),
     ("theta-int", lambda: dt.AIMLE("argmax")(torch.ones(2, 3, dtype=torch.long)), TypeError, "floating-point dtype"),
     ("theta-numpy", lambda: dt.AIMLE("argmax")(np.ones((2, 3))), TypeError, "θ must be a torch.Tensor"),
