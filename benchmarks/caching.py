@@ -117,7 +117,7 @@ def main() -> None:
 
     rng = np.random.default_rng(args.seed + 100)
     weights = rng.integers(3, 9, (1, args.items)).astype(float)
-    ilp = ILP(A=weights, b=[0.5 * weights.sum()])
+    ilp = ILP(A=weights, b=[0.5 * weights.sum()], sense="max")
     x, values = knapsack_data(args.train, args.features, args.items, args.seed)
     x_test, values_test = knapsack_data(args.test, args.features, args.items, args.seed + 1)
     solutions, optimal_test = ilp(values), ilp(values_test)

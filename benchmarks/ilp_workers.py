@@ -106,7 +106,9 @@ def main() -> None:
         else:
             executor = concurrent.futures.ProcessPoolExecutor(2, mp_context=fork)
         with executor or contextlib.nullcontext():
-            wall, cpu, z = timed(ILP(A=A, backend=backend, executor=executor), theta, capacities, args.repeats)
+            wall, cpu, z = timed(
+                ILP(sense="max", A=A, backend=backend, executor=executor), theta, capacities, args.repeats
+            )
         if executor is None:
             baseline[backend] = (wall, z)
         # Ties may be broken differently only if the instance has several optima: compare objectives.
@@ -119,15 +121,15 @@ def main() -> None:
         )
 
     for backend in ("scip", "cp-sat"):
-        probe = gil_probe(ILP(A=A, backend=backend), theta[:4], PerInstance(capacities.value[:4]))
+        probe = gil_probe(ILP(sense="max", A=A, backend=backend), theta[:4], PerInstance(capacities.value[:4]))
         print(f"{backend:6s} Python progress in another thread during a solve / during a sleep: {probe:.2f}")
 
     # Tiny instances: one task per instance pays the inter-process round trip every time.
     tiny_theta, tiny_A, tiny_caps = knapsack_batch(256, 6, 1, seed=1)
     with concurrent.futures.ProcessPoolExecutor(2, mp_context=fork) as pool:
-        sequential, _, _ = timed(ILP(A=tiny_A, backend="cp-sat"), tiny_theta, tiny_caps, args.repeats)
+        sequential, _, _ = timed(ILP(sense="max", A=tiny_A, backend="cp-sat"), tiny_theta, tiny_caps, args.repeats)
         for chunksize in (1, None):
-            solver = ILP(A=tiny_A, backend="cp-sat", executor=pool, chunksize=chunksize)
+            solver = ILP(sense="max", A=tiny_A, backend="cp-sat", executor=pool, chunksize=chunksize)
             wall, _, _ = timed(solver, tiny_theta, tiny_caps, args.repeats)
             label = "chunksize=1" if chunksize else "default chunks"
             print(f"tiny (256 x n=6) cp-sat, 2 processes, {label:14s} speed-up x{sequential / wall:.2f}")

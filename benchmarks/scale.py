@@ -67,7 +67,11 @@ def bench_dask(batch: int, rounds: int) -> list[tuple[str, float]]:
             )
             executors.append(stack.enter_context(difftools.dask_executor(cluster.scheduler_address)))
         layers = [
-            AIMLE(difftools.get_solver("ilp", A=weights, b=capacity, executor=ex), noise=None, initial_alpha=1.0)
+            AIMLE(
+                difftools.get_solver("ilp", sense="max", A=weights, b=capacity, executor=ex),
+                noise=None,
+                initial_alpha=1.0,
+            )
             for ex in executors
         ]
         for layer in layers:  # warm-up: the workers import difftools and OR-Tools

@@ -9,15 +9,16 @@ returns and how the backward turns the downstream gradient into a gradient for �
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
+from torch._C import _functions as _autograd_functions
 
+from difftools._validation import check_bool, check_real
+from difftools.errors import SolverError
 from difftools.noise import Noise
-from difftools.protocol import PerInstance
+from difftools.protocol import PerInstance, per_instance_hint, warn_if_not_discrete, with_hint
 from difftools.registry import resolve_solver
 
 __all__ = ["PerturbAndMAP", "max_form", "event_sum"]
@@ -41,12 +42,25 @@ class _PerturbAndMAPFunction(torch.autograd.Function):
         ctx.save_for_backward(theta, *output)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx: Any, grad_out: Tensor, *_state_grads: Any) -> tuple[Tensor | None, None, None]:
         if grad_out is None or not ctx.needs_input_grad[0]:  # the output was not used by the loss
             return None, None, None
         theta, out, *state = ctx.saved_tensors
-        grad = ctx.estimator._backward_impl(theta, out, tuple(state), grad_out, ctx.context)
+        with torch.no_grad():
+            grad = ctx.estimator._backward_impl(theta, out, tuple(state), grad_out, ctx.context)
+        if torch.is_grad_enabled() and grad.dtype.is_floating_point:
+            # create_graph=True (double backward, gradient penalties): the estimated gradient is not
+            # a differentiable function of θ. As torch's once_differentiable does, hand back an alias
+            # whose own backward raises -- here with a message that names the estimator.
+            name = type(ctx.estimator).__name__
+            message = (
+                f"{name}: double backward is not supported: the gradient {name} returns is a finite "
+                "difference / estimate of solver calls, not a differentiable function of θ "
+                "(create_graph=True, torch.autograd.grad(..., create_graph=True) or a gradient penalty "
+                "through this layer)"
+            )
+            alias = grad.detach().requires_grad_()
+            grad = _autograd_functions.DelayedError(message.encode(), 1)(alias)
         return grad, None, None
 
 
@@ -76,17 +90,15 @@ class PerturbAndMAP(nn.Module):
             raise ValueError(f"{name}: samples must be None or a positive int, got {samples!r}")
         if noise is not None and not isinstance(noise, Noise):
             raise TypeError(f"{name}: noise must be a difftools.noise.Noise or None, got {noise!r}")
-        if not (isinstance(noise_temperature, (int, float)) and math.isfinite(noise_temperature)) or (
-            noise_temperature < 0
-        ):
-            raise ValueError(f"{name}: noise_temperature must be a finite number >= 0, got {noise_temperature!r}")
+        check_real(noise_temperature, name, "noise_temperature", lambda v: v >= 0, ">= 0")
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"{name}: generator must be a torch.Generator, got {type(generator).__name__}")
+        check_bool(check_finite, name, "check_finite")
         self.samples = samples
         self.noise = noise
         self.noise_temperature = float(noise_temperature)
         self.generator = generator
-        self.check_finite = check_finite
+        self.check_finite = bool(check_finite)
 
     # ----------------------------------------------------------------------------- user API
     def forward(self, theta: Tensor, **context: Any) -> Tensor:
@@ -127,6 +139,11 @@ class PerturbAndMAP(nn.Module):
         name = type(self).__name__
         if not isinstance(theta, Tensor):
             raise TypeError(f"{name}: {arg} must be a torch.Tensor, got {type(theta).__name__}")
+        if theta.device.type == "meta":
+            raise ValueError(
+                f"{name}: {arg} is on the meta device (shapes only, no values), so no solver can run on it; "
+                "materialise the model first (e.g. model.to_empty(device='cpu') and re-initialise its parameters)"
+            )
         if not theta.dtype.is_floating_point:
             raise TypeError(f"{name}: {arg} must have a floating-point dtype, got {theta.dtype}")
         if theta.dim() < self.solver.event_dim:
@@ -169,7 +186,33 @@ class PerturbAndMAP(nn.Module):
                 value = value if keep_marker else value.value
             ctx[key] = value
         # max_form is its own inverse: it turns the max-form parameter back into the solver's own.
-        return self.solver(max_form(theta, self.solver.sense), **ctx)
+        given = max_form(theta, self.solver.sense)
+        version = given._version
+        name = type(self).__name__
+        try:
+            z = self.solver(given, **ctx)
+        except SolverError as e:
+            batch_shape = tuple(theta.shape[1 : theta.dim() - self.solver.event_dim])
+            bare = {k: v for k, v in context.items() if not isinstance(v, PerInstance)}
+            hinted = with_hint(e, per_instance_hint(bare, batch_shape))
+            if hinted is e:
+                raise
+            raise hinted from e.__cause__
+        # Solvers made with difftools.solver get a private copy; any other solver receives θ itself
+        # (for a "min" solver a fresh −θ), which may be the tensor kept for the backward: writing into
+        # it would silently change the gradient, so refuse (torch bumps a tensor's version on in-place
+        # writes, views included).
+        if given is theta and given._version != version:
+            raise SolverError(
+                f"wrote into its input θ (an in-place operation on it); {name} keeps that tensor for the "
+                "backward, so the gradient would be wrong. Work on a copy: theta = theta.clone()",
+                solver=getattr(self.solver, "name", None) or _solver_repr(self.solver),
+            )
+        if self.check_finite and isinstance(z, Tensor) and z.dim() > 0:
+            # The first sample's solutions only (the whole batch of one sample): a solver returning
+            # scores or probabilities does so everywhere, and checking all S samples costs ~S× more.
+            warn_if_not_discrete(self.solver, z[0], name)
+        return z
 
     def _perturb_and_map(self, theta: Tensor, context: dict) -> tuple[Tensor, Tensor]:
         """Noise ε and solutions ``z = MAP(θ + τ ε)``, both ``[S, *batch, *event]``, in one solver call."""
@@ -223,9 +266,18 @@ def event_sum(x: Tensor, event_dim: int) -> Tensor:
 
 
 def event_norm(x: Tensor, event_dim: int) -> Tensor:
-    """L2 norm over the trailing ``event_dim`` dims (keeping them as size-1 dims)."""
+    """L2 norm over the trailing ``event_dim`` dims (keeping them as size-1 dims), without under/overflow.
+
+    Squaring raw entries underflows to 0 below about 1e-19 in float32 (1e-154 in float64) and
+    overflows above about 1e19 (1e154), where the norm itself is still representable. Lower
+    precisions accumulate in float64 (one op); float64 divides by the largest magnitude m first
+    and returns m·‖x/m‖.
+    """
     if event_dim == 0:
         return x.abs()
     dims = tuple(range(x.dim() - event_dim, x.dim()))
-    return torch.linalg.vector_norm(x, dim=dims, keepdim=True)
-
+    if x.dtype != torch.float64:
+        return torch.linalg.vector_norm(x, dim=dims, keepdim=True, dtype=torch.float64).to(x.dtype)
+    scale = x.abs().amax(dim=dims, keepdim=True)
+    unit = x / torch.where(scale > 0, scale, 1.0)
+    return scale * torch.linalg.vector_norm(unit, dim=dims, keepdim=True)

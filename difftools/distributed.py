@@ -27,7 +27,7 @@ def _import_distributed() -> Any:
     except ImportError as e:
         raise ImportError(
             "dask_executor needs dask.distributed, which is not installed; install the 'dist' extra: "
-            'pip install "difftools[dist]"'
+            'pip install "difftools[dist]" (or, in a clone of the repository, pip install -e ".[dist]")'
         ) from e
     return distributed
 
@@ -156,7 +156,7 @@ def dask_executor(
     :class:`~difftools.SolverError` with its index)::
 
         ex = difftools.dask_executor("tcp://scheduler.example.org:8786")
-        layer = difftools.AIMLE(difftools.solver(solve_one, executor=ex))
+        layer = difftools.AIMLE(difftools.solver(solve_one, sense="max", executor=ex))
 
     Workers must be able to import difftools and the solver function (same environment).
 

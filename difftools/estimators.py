@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from difftools._validation import check_bool, check_real
 from difftools.core import PerturbAndMAP, _solver_repr, event_norm, event_sum
 from difftools.noise import Gumbel, Noise, Normal
 
@@ -62,14 +63,11 @@ class FiniteDifference(PerturbAndMAP):
             generator=generator,
             check_finite=check_finite,
         )
-        if target_noise_temperature is not None and not (
-            math.isfinite(target_noise_temperature) and target_noise_temperature >= 0
-        ):
-            raise ValueError(
-                f"{type(self).__name__}: target_noise_temperature must be None or a finite number >= 0, "
-                f"got {target_noise_temperature!r}"
+        if target_noise_temperature is not None:
+            check_real(
+                target_noise_temperature, type(self).__name__, "target_noise_temperature", lambda v: v >= 0, ">= 0"
             )
-        self.central = bool(central)
+        self.central = check_bool(central, type(self).__name__, "central")
         self.target_noise_temperature = (
             None if target_noise_temperature is None else float(target_noise_temperature)
         )
@@ -90,6 +88,10 @@ class FiniteDifference(PerturbAndMAP):
         samples = target.shape[0]
         grad_f = grad_out * samples if samples > 1 else grad_out
         lam = self._step(theta, grad_f)  # [S or 1, *batch, 1...] broadcastable over samples and event
+        if not self._fixed_step:
+            # A λ whose reciprocal is not finite in θ's dtype (0, subnormal, or overflowed to inf) takes
+            # no step: its gradient is 0 instead of 0·inf = NaN, and no perturbed point is ±inf.
+            lam = torch.where(torch.isfinite(lam.reciprocal()) & torch.isfinite(lam), lam, 0.0)
         shift = lam * grad_f
         if self.central:
             # Both ends of the difference in one tensor and one solver call: [2S, *batch, *event],
@@ -99,14 +101,19 @@ class FiniteDifference(PerturbAndMAP):
             torch.sub(target, shift, out=points[samples:])
             ends = self._map(points, context, 2 * samples)
             diff = ends[:samples] - ends[samples:]
-            scale = 2 * lam
         else:
             diff = out - self._map(target - shift, context, samples)
-            scale = lam
-        self._observe(diff)
-        # 1/scale where λ > 0 and 0 where λ = 0 (no step taken, so no gradient — never NaN).
-        inverse = torch.where(scale > 0, scale.reciprocal(), 0.0)
+        # 1/(2λ) or 1/λ where λ > 0 (0.5/λ, not 1/(2λ): 2λ may overflow where 1/λ is finite) and 0
+        # where λ = 0 (no step taken, so no gradient — never NaN).
+        inverse = torch.where(lam > 0, (0.5 if self.central else 1.0) / lam, 0.0)
+        # The controller counts only the changes that become gradient entries. Where λ = 0 both MAP
+        # points coincide, except in the forward difference towards another temperature's target.
+        moved_target = not self.central and self.target_noise_temperature is not None
+        self._observe(diff * (inverse > 0) if moved_target else diff)
         return (diff * inverse).mean(0)
+
+    # Whether _step returns a λ already known to have a finite reciprocal (IMLE's fixed λ).
+    _fixed_step = False
 
     def _step(self, theta: Tensor, grad_f: Tensor) -> Tensor:
         raise NotImplementedError
@@ -129,13 +136,22 @@ class IMLE(FiniteDifference):
     but biased ones -- :class:`AIMLE` picks λ for you.
     """
 
+    # λ is a Python float, checked against θ's dtype in _step: no device-side guard is needed.
+    _fixed_step = True
+
     def __init__(self, solver: Any, *, lam: float = 10.0, **kwargs: Any):
         super().__init__(solver, **kwargs)
-        if not (isinstance(lam, (int, float)) and math.isfinite(lam) and lam > 0):
-            raise ValueError(f"{type(self).__name__}: lam must be a finite number > 0, got {lam!r}")
-        self.lam = float(lam)
+        self.lam = check_real(lam, type(self).__name__, "lam", lambda v: v > 0 and math.isfinite(1.0 / v), "> 0")
 
     def _step(self, theta: Tensor, grad_f: Tensor) -> Tensor:
+        finfo = torch.finfo(theta.dtype)
+        if not finfo.tiny <= self.lam <= finfo.max or self.lam * finfo.max < 1.0:
+            # Host-side check of a Python float: no synchronisation. 1/λ would be inf (or λ 0).
+            raise ValueError(
+                f"{type(self).__name__}: lam={self.lam:g} cannot be used with θ of dtype {theta.dtype}: 1/λ is not "
+                f"finite there (usable: {max(finfo.tiny, 1.0 / finfo.max):.3g} <= lam <= {finfo.max:.3g}); use a "
+                "larger lam or float64 θ"
+            )
         return theta.new_full((), self.lam)  # a fill on θ's device: no host-to-device copy
 
     def _extra_repr_parts(self) -> list[str]:
@@ -219,14 +235,13 @@ class AIMLE(FiniteDifference):
             generator=generator,
             check_finite=check_finite,
         )
-        for arg, value, ok in (
-            ("target_nnz", target_nnz, target_nnz >= 0),
-            ("step", step, step > 0),
-            ("decay", decay, 0 < decay <= 1),
-            ("initial_alpha", initial_alpha, initial_alpha >= 0),
+        for arg, value, ok, expected in (
+            ("target_nnz", target_nnz, lambda v: v >= 0, ">= 0"),
+            ("step", step, lambda v: v > 0, "> 0"),
+            ("decay", decay, lambda v: 0 < v <= 1, "in (0, 1]"),
+            ("initial_alpha", initial_alpha, lambda v: v >= 0, ">= 0"),
         ):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and ok):
-                raise ValueError(f"AIMLE: invalid {arg}={value!r}")
+            check_real(value, "AIMLE", arg, ok, expected)
         if controller not in ("paper", "fast"):
             raise ValueError(f"AIMLE: controller must be 'paper' or 'fast', got {controller!r}")
         self.controller = controller
@@ -392,8 +407,7 @@ class ScoreFunction(PerturbAndMAP):
         check_finite: bool = True,
     ):
         name = type(self).__name__
-        if isinstance(sigma, bool) or not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
-            raise ValueError(f"{name}: sigma must be a finite number > 0, got {sigma!r}")
+        check_real(sigma, name, "sigma", lambda v: v > 0, "> 0")
         super().__init__(
             solver,
             samples=samples,
@@ -412,7 +426,7 @@ class ScoreFunction(PerturbAndMAP):
             raise TypeError(
                 f"{name}: noise {self.noise!r} has no closed-form score; use Gumbel() or Normal()"
             ) from None
-        self.baseline = bool(baseline)
+        self.baseline = check_bool(baseline, name, "baseline")
 
     @property
     def sigma(self) -> float:

@@ -8,9 +8,12 @@ so that runs are reproducible, and exposes ``log_prob`` where the density has a 
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor
+
+from difftools._validation import check_real
 
 __all__ = ["Noise", "Gumbel", "Normal", "SumOfGamma"]
 
@@ -122,11 +125,15 @@ class SumOfGamma(Noise):
     """
 
     def __init__(self, k: float, terms: int = 10):
-        if not k > 0:
-            raise ValueError(f"SumOfGamma: k must be > 0, got {k!r}")
-        if int(terms) != terms or terms < 1:
+        self.k = check_real(k, "SumOfGamma", "k", lambda v: v > 0, "> 0")
+        if (
+            isinstance(terms, bool)
+            or not isinstance(terms, numbers.Real)
+            or not math.isfinite(terms)
+            or int(terms) != terms
+            or terms < 1
+        ):
             raise ValueError(f"SumOfGamma: terms must be a positive integer, got {terms!r}")
-        self.k = float(k)
         self.terms = int(terms)
 
     def _sample(self, shape, generator, device, dtype):

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
+import threading
+import time
+import warnings
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -24,6 +28,24 @@ from difftools.errors import SolverError
 __all__ = ["BlackBoxSolver", "FunctionSolver", "PerInstance", "solver", "check_solver_output"]
 
 Sense = Literal["max", "min"]
+Discrete = Literal["binary", "integer"]
+
+# Why there is no default sense: a cost minimiser declared "max" (or the reverse) still returns
+# valid solutions, so nothing fails -- the estimators just train in the wrong direction.
+_SENSE_HELP = (
+    "sense='max' if it returns argmax_z <z, θ> (θ are scores or rewards: larger θ_i makes z_i more "
+    "likely), sense='min' if it returns argmin_z <z, θ> (θ are costs: larger θ_i makes z_i less likely). "
+    "There is no default because the wrong sense raises no error, it trains in the wrong direction"
+)
+
+
+def check_sense(sense: Any, owner: str) -> Sense:
+    """``sense`` itself, or a ValueError explaining both senses (None: it was not given)."""
+    if sense is None:
+        raise ValueError(f"{owner}: sense is required: {_SENSE_HELP}")
+    if sense not in ("max", "min"):
+        raise ValueError(f"{owner}: sense must be 'max' or 'min', got {sense!r}; {_SENSE_HELP}")
+    return sense
 
 
 @runtime_checkable
@@ -32,7 +54,11 @@ class BlackBoxSolver(Protocol):
 
     ``sense="max"`` means ``z = argmax_{z in C} <z, theta>``; ``"min"`` means argmin (θ are costs).
     ``event_dim`` trailing dimensions of θ form one instance. Output: same shape, device and
-    dtype as θ, entries in the solver's discrete set. Context keyword arguments are forwarded on
+    dtype as θ, entries in the solver's discrete set: an optional attribute ``discrete`` declares
+    it (``"binary"`` for 0/1, ``"integer"``, the default when absent, or None for real-valued
+    vertices such as an LP's); the estimators warn once per solver about other values. The oracle
+    must be deterministic (ties broken by a fixed rule) and must not write into θ; see
+    ``docs/guarantees.md``. Context keyword arguments are forwarded on
     every call; per-instance context (see :class:`PerInstance`) arrives as a plain tensor or
     sequence whose leading dims match θ's batch dims (the estimators lay it out over samples).
     """
@@ -163,14 +189,20 @@ def check_solver_output(z: Any, theta: Tensor, name: str, index: int | None = No
     return z.to(device=theta.device, dtype=theta.dtype)
 
 
-def _solve_chunk(fn: Callable, start: int, thetas: list, contexts: list[dict]) -> list:
-    """Worker body: solve consecutive instances; failures come back as (index, exception)."""
-    out = []
+def _solve_chunk(fn: Callable, start: int, thetas: list, contexts: list[dict], out: list | None = None) -> list:
+    """Worker body: solve consecutive instances; failures come back as (index, exception).
+
+    ``out`` (sequential calls with a timeout) receives the results as they come, so that the
+    caller can tell which instance was still running when the time ran out.
+    """
+    out = [] if out is None else out
     for offset, (theta, ctx) in enumerate(zip(thetas, contexts)):
         try:
             out.append(fn(theta, **ctx))
-        except Exception as e:
-            return out + [_Failure(start + offset, e)]
+        # SystemExit too: a solver calling sys.exit must not end the training process.
+        except (Exception, SystemExit) as e:
+            out.append(_Failure(start + offset, e))
+            return out
     return out
 
 
@@ -185,7 +217,91 @@ class _Failure:
     def as_solver_error(self, name: str) -> SolverError:
         if isinstance(self.error, SolverError):
             return SolverError(self.error.message, solver=self.error.solver or name, index=self.index)
-        return SolverError(f"raised {type(self.error).__name__}: {self.error}", solver=name, index=self.index)
+        return SolverError(_describe(self.error), solver=name, index=self.index)
+
+
+def _describe(error: BaseException) -> str:
+    """What a solver's exception says, in a SolverError message."""
+    if isinstance(error, SystemExit):
+        return f"called sys.exit({error.code!r}); a solver must raise an exception instead of exiting"
+    return f"raised {type(error).__name__}: {error}"
+
+
+def per_instance_hint(context: dict, batch_shape: tuple[int, ...]) -> str:
+    """A hint naming bare context values that look per-instance (leading dims = θ's batch dims)."""
+    batch_shape = tuple(batch_shape)
+    if not batch_shape or math.prod(batch_shape) < 2:
+        return ""
+    names = []
+    for key, value in context.items():
+        if isinstance(value, (Tensor, np.ndarray)):
+            if tuple(value.shape[: len(batch_shape)]) == batch_shape:
+                names.append(key)
+        elif isinstance(value, (list, tuple)) and len(batch_shape) == 1 and len(value) == batch_shape[0]:
+            names.append(key)
+    if not names:
+        return ""
+    listed = ", ".join(repr(n) for n in names)
+    return (
+        f" (context {listed} is passed bare, so every instance receives all of it, but its leading dims "
+        f"equal θ's batch shape {batch_shape}: if it holds one value per instance, wrap it as "
+        f"{names[0]}=difftools.PerInstance(...))"
+    )
+
+
+def with_hint(error: SolverError, hint: str) -> SolverError:
+    """``error`` with ``hint`` appended to its message (once), keeping solver, index and cause."""
+    if not hint or "PerInstance(" in error.message:
+        return error
+    new = SolverError(error.message + hint, solver=error.solver, index=error.index)
+    new.__cause__ = error.__cause__
+    return new
+
+
+_OUTPUT_WARNED: weakref.WeakSet = weakref.WeakSet()
+_OUTPUT_WARNED_IDS: set[int] = set()
+
+
+def warn_if_not_discrete(solver: Any, z: Tensor, owner: str) -> None:
+    """Warn once per solver when ``z`` has entries outside the solver's declared discrete set.
+
+    The set is the solver's ``discrete`` attribute: ``"binary"`` (0/1), ``"integer"`` (the
+    default) or None (real-valued solutions, e.g. LP vertices: no check). One comparison (a host
+    synchronisation on CUDA), done only while the estimator checks finiteness, on the solutions of
+    the first sample of each solver call.
+    """
+    kind = getattr(solver, "discrete", "integer")
+    if kind is None or not z.dtype.is_floating_point or z.numel() == 0:
+        return
+    try:
+        if solver in _OUTPUT_WARNED:
+            return
+    except TypeError:  # not weak-referenceable
+        if id(solver) in _OUTPUT_WARNED_IDS:
+            return
+    # One comparison in the common (valid) case; the mask of bad entries only for the message.
+    if torch.equal(z, z.clamp(0, 1).round() if kind == "binary" else z.round()):
+        return
+    bad = ((z != 0) & (z != 1)) if kind == "binary" else (z != z.round())
+    try:
+        _OUTPUT_WARNED.add(solver)
+    except TypeError:
+        _OUTPUT_WARNED_IDS.add(id(solver))
+    example = z[bad][0].item()
+    expected = "0 or 1" if kind == "binary" else "integers"
+    warnings.warn(
+        f"{owner}: solver {getattr(solver, 'name', None) or _short_repr(solver)} returned {bad.sum().item()} of "
+        f"{z.numel()} entries that are not {expected} (e.g. {example:.6g}); a MAP oracle returns a discrete "
+        "solution, not scores or probabilities. If real values are intended (an LP's vertices), declare "
+        "discrete=None on the solver. (Warned once per solver.)",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+
+
+def _short_repr(obj: Any) -> str:
+    r = repr(obj)
+    return r if len(r) <= 60 else r[:57] + "..."
 
 
 class FunctionSolver:
@@ -198,26 +314,42 @@ class FunctionSolver:
         self,
         fn: Callable[..., Any],
         *,
-        sense: Sense = "max",
+        sense: Sense | None = None,
         event_dim: int = 1,
         batched: bool = False,
         backend: Literal["numpy", "torch"] = "numpy",
         executor: concurrent.futures.Executor | None = None,
         chunksize: int | None = None,
         name: str | None = None,
+        timeout: float | None = None,
+        discrete: Discrete | None = "integer",
     ):
         if not callable(fn):
             raise TypeError(f"solver: expected a callable, got {type(fn).__name__}")
-        if sense not in ("max", "min"):
-            raise ValueError(f"solver: sense must be 'max' or 'min', got {sense!r}")
-        if not isinstance(event_dim, int) or event_dim < 0:
+        owner = f"solver({name or getattr(fn, '__name__', type(fn).__name__)!r})"
+        sense = check_sense(sense, owner)
+        if isinstance(event_dim, bool) or not isinstance(event_dim, int) or event_dim < 0:
             raise ValueError(f"solver: event_dim must be a non-negative int, got {event_dim!r}")
         if backend not in ("numpy", "torch"):
             raise ValueError(f"solver: backend must be 'numpy' or 'torch', got {backend!r}")
         if executor is not None and batched:
             raise ValueError("solver: an executor maps over instances, so it needs batched=False")
-        if chunksize is not None and chunksize < 1:
-            raise ValueError(f"solver: chunksize must be >= 1, got {chunksize!r}")
+        if executor is not None and not callable(getattr(executor, "submit", None)):
+            raise TypeError(
+                "solver: executor must be a concurrent.futures.Executor (something with submit()) or None, "
+                f"got {type(executor).__name__}"
+            )
+        if chunksize is not None and (isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1):
+            raise ValueError(f"solver: chunksize must be None or an int >= 1, got {chunksize!r}")
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not math.isfinite(timeout)
+            or timeout <= 0
+        ):
+            raise ValueError(f"solver: timeout must be None or a finite number of seconds > 0, got {timeout!r}")
+        if discrete not in ("binary", "integer", None):
+            raise ValueError(f"solver: discrete must be 'binary', 'integer' or None, got {discrete!r}")
         self.fn = fn
         self.sense: Sense = sense
         self.event_dim = event_dim
@@ -226,6 +358,8 @@ class FunctionSolver:
         self.executor = executor
         self.chunksize = chunksize
         self.name = name or getattr(fn, "__name__", type(fn).__name__)
+        self.timeout = None if timeout is None else float(timeout)
+        self.discrete = discrete
 
     def __repr__(self) -> str:
         parts = [
@@ -237,11 +371,17 @@ class FunctionSolver:
         ]
         if self.executor is not None:
             parts.append(f"executor={type(self.executor).__name__}")
+        if self.timeout is not None:
+            parts.append(f"timeout={self.timeout:g}")
+        if self.discrete != "integer":
+            parts.append(f"discrete={self.discrete!r}")
         return f"FunctionSolver({', '.join(parts)})"
 
     def __call__(self, theta: Tensor, /, **context: Any) -> Tensor:
         if not isinstance(theta, Tensor):
             raise TypeError(f"{self.name}: θ must be a torch.Tensor, got {type(theta).__name__}")
+        if theta.device.type == "meta":
+            raise ValueError(f"{self.name}: θ is on the meta device (shapes only, no values); materialise it first")
         if theta.dim() < self.event_dim:
             raise ValueError(
                 f"{self.name}: θ has {theta.dim()} dims {tuple(theta.shape)}, but one instance has "
@@ -255,36 +395,87 @@ class FunctionSolver:
         per_instance = {
             k: v.flatten(batch_shape, k, self.name) for k, v in context.items() if isinstance(v, PerInstance)
         }
-        if self.batched:
-            z = self._call_batched(flat, shared, per_instance)
-        else:
-            z = self._call_each(flat, n, shared, per_instance)
+        try:
+            if self.batched:
+                z = self._call_batched(flat, shared, per_instance)
+            else:
+                z = self._call_each(flat, n, shared, per_instance)
+        except SolverError as e:
+            hinted = with_hint(e, per_instance_hint(shared, tuple(batch_shape)))
+            if hinted is e:
+                raise
+            raise hinted from e.__cause__
         return z.reshape(theta.shape)
+
+    def _private_theta(self, flat: Tensor) -> Any:
+        """θ for ``fn``: a private copy, so that a solver writing into its input cannot change the
+        tensors the estimators keep for the backward (``.numpy()`` of a CPU tensor shares memory)."""
+        if self.backend == "numpy":
+            return flat.numpy().copy() if flat.device.type == "cpu" else flat.cpu().numpy()
+        return flat.clone()
 
     def _to_backend(self, x: Any) -> Any:
         if self.backend == "numpy" and isinstance(x, Tensor):
             return x.detach().cpu().numpy()
         return x
 
+    def _with_timeout(self, work: Callable[[], Any], running: Callable[[], int | None]) -> Any:
+        """``work()``, or a SolverError once ``timeout`` seconds have passed without it returning.
+
+        The call runs in a daemon thread: Python cannot stop a thread, so a solver that never
+        returns keeps running in the background, but neither the caller nor interpreter exit waits
+        for it. ``running()`` says which instance was being solved when the time ran out.
+        """
+        box: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                box["value"] = work()
+            except BaseException as e:  # re-raised in the caller's thread
+                box["error"] = e
+
+        thread = threading.Thread(target=target, name=f"difftools-solver-{self.name}", daemon=True)
+        thread.start()
+        thread.join(self.timeout)
+        if thread.is_alive():
+            raise SolverError(
+                f"did not finish within timeout={self.timeout:g} s (the call is left running in a background thread)",
+                solver=self.name,
+                index=running(),
+            )
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
     def _call_batched(self, flat: Tensor, shared: dict, per_instance: dict) -> Tensor:
         ctx = {**shared, **{k: self._to_backend(v) for k, v in per_instance.items()}}
+        theta = self._private_theta(flat)
+
+        def work() -> Any:
+            return self.fn(theta, **ctx)
+
         try:
-            z = self.fn(self._to_backend(flat), **ctx)
+            z = work() if self.timeout is None else self._with_timeout(work, lambda: None)
         except SolverError:
             raise
-        except Exception as e:
-            raise SolverError(f"raised {type(e).__name__}: {e}", solver=self.name) from e
+        except (Exception, SystemExit) as e:
+            raise SolverError(_describe(e), solver=self.name) from e
         return check_solver_output(z, flat, self.name)
 
     def _call_each(self, flat: Tensor, n: int, shared: dict, per_instance: dict) -> Tensor:
-        thetas = list(self._to_backend(flat)) if n else []
+        thetas = list(self._private_theta(flat)) if n else []
         contexts = [
             {**shared, **{k: self._to_backend(v[i]) for k, v in per_instance.items()}} for i in range(n)
         ]
-        if self.executor is None:
+        if self.executor is not None:
+            results = self._map_on_executor(thetas, contexts)
+        elif self.timeout is None:
             results = _solve_chunk(self.fn, 0, thetas, contexts)
         else:
-            results = self._map_on_executor(thetas, contexts)
+            progress: list = []
+            results = self._with_timeout(
+                lambda: _solve_chunk(self.fn, 0, thetas, contexts, progress), lambda: len(progress)
+            )
         outs = []
         for i, r in enumerate(results):
             if isinstance(r, _Failure):
@@ -302,6 +493,7 @@ class FunctionSolver:
         starts = range(0, n, size)
         futures: list[concurrent.futures.Future] = []
         results: list = []
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
         try:
             for start in starts:
                 try:
@@ -319,10 +511,19 @@ class FunctionSolver:
                     ) from e
             for start, fut in zip(starts, futures):
                 try:
-                    chunk = fut.result()
+                    chunk = fut.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
                 # A crashed worker process (BrokenProcessPool), a lost cluster worker, a pickling
                 # error; SystemExit too, so a worker calling sys.exit cannot end the caller.
                 except (Exception, SystemExit) as e:
+                    # Our own deadline passed while the task still runs (a task that itself raised
+                    # TimeoutError, e.g. dask_executor's, is done and reported as a failure below).
+                    if deadline is not None and isinstance(e, concurrent.futures.TimeoutError) and not fut.done():
+                        raise SolverError(
+                            f"executor task for instances {start}..{min(start + size, n) - 1} did not finish within "
+                            f"timeout={self.timeout:g} s (a running task cannot be stopped: left to the executor)",
+                            solver=self.name,
+                            index=start,
+                        ) from e
                     raise SolverError(
                         f"executor task for instances {start}..{min(start + size, n) - 1} failed: "
                         f"{type(e).__name__}: {e}",
@@ -345,24 +546,33 @@ class FunctionSolver:
         state["executor"] = None
         return state
 
+    def __setstate__(self, state: dict) -> None:
+        # Pickles made before timeout and discrete existed lack them.
+        self.__dict__.update({"timeout": None, "discrete": "integer", **state})
+
 
 def solver(
     fn: Callable[..., Any] | None = None,
     *,
-    sense: Sense = "max",
+    sense: Sense | None = None,
     event_dim: int = 1,
     batched: bool = False,
     backend: Literal["numpy", "torch"] = "numpy",
     executor: concurrent.futures.Executor | None = None,
     chunksize: int | None = None,
     name: str | None = None,
+    timeout: float | None = None,
+    discrete: Discrete | None = "integer",
 ) -> Any:
     """Turn a plain function into a :class:`BlackBoxSolver` (usable bare or as a decorator).
 
     Args:
         fn: ``fn(theta, **context) -> z``. With ``batched=False`` it receives one instance
-            (shape ``event``), else the flattened batch ``[N, *event]``.
-        sense: ``"max"`` if ``fn`` maximises ``<z, theta>``, ``"min"`` if it minimises costs.
+            (shape ``event``), else the flattened batch ``[N, *event]``; either way a private
+            copy of θ, so writing into it is harmless. It must be deterministic.
+        sense: required: ``"max"`` if ``fn`` maximises ``<z, theta>`` (θ are scores), ``"min"``
+            if it minimises (θ are costs). No default: a wrong sense raises no error, it trains
+            in the wrong direction.
         event_dim: how many trailing dims of θ form one instance.
         batched: whether ``fn`` handles a whole batch at once.
         backend: ``"numpy"`` (θ arrives as a CPU numpy array) or ``"torch"`` (a tensor on θ's device).
@@ -370,6 +580,11 @@ def solver(
             instances in parallel; requires ``batched=False``. Process pools need ``fn`` picklable.
         chunksize: instances per executor task (default: about four tasks per worker).
         name: shown in errors and ``repr`` (default: the function's name).
+        timeout: seconds one call (the whole batch) may take; past it a :class:`SolverError`
+            names the instance (sequential) or the executor task's instances. Sequential calls
+            then run in a background thread, which is left running if the solver never returns.
+        discrete: the values ``fn`` returns: ``"integer"`` (default), ``"binary"`` (0/1) or None
+            (real-valued, e.g. LP vertices); the estimators warn once when outputs are not in it.
 
     Context keyword arguments are forwarded on every call; wrap per-instance values in
     :class:`PerInstance`, whose entry ``i`` then reaches instance ``i``.
@@ -382,11 +597,13 @@ def solver(
         executor=executor,
         chunksize=chunksize,
         name=name,
+        timeout=timeout,
+        discrete=discrete,
     )
     if fn is None:
+        check_sense(sense, "solver")  # fail at the decorator line, not at the first call
         return lambda f: FunctionSolver(f, **options)
     return FunctionSolver(fn, **options)
-
 
 
 def is_solver(obj: Any) -> bool:
@@ -397,5 +614,3 @@ def is_solver(obj: Any) -> bool:
         and getattr(obj, "sense", None) in ("max", "min")
         and isinstance(getattr(obj, "event_dim", None), int)
     )
-
-

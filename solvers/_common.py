@@ -9,7 +9,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["check_context_keys", "check_theta", "import_optional"]
+__all__ = ["check_context_keys", "check_theta", "import_optional", "install_hint"]
+
+
+def install_hint(extra: str) -> str:
+    """How to install an extra, both from PyPI and from a clone of the repository."""
+    return f'pip install "difftools[{extra}]" (or, in a clone of the repository, pip install -e ".[{extra}]")'
 
 
 def import_optional(module: str, extra: str, who: str) -> ModuleType:
@@ -17,7 +22,7 @@ def import_optional(module: str, extra: str, who: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        raise ImportError(f"{who} needs {module.split('.')[0]}: pip install difftools[{extra}]") from e
+        raise ImportError(f"{who} needs {module.split('.')[0]}, which is not installed: {install_hint(extra)}") from e
 
 
 def check_theta(theta: Any, who: str, event_shape: tuple[int | None, ...], meaning: str) -> None:

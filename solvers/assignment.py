@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 from torch import Tensor
 
-from difftools.protocol import FunctionSolver
+from difftools.protocol import FunctionSolver, check_sense
 from solvers._common import check_context_keys, check_theta, import_optional
 
 __all__ = ["Assignment"]
@@ -36,20 +36,19 @@ class Assignment(FunctionSolver):
     row (n ≤ m) or every column (n > m). Each instance is solved exactly (Jonker–Volgenant).
 
     Args:
-        sense: ``"max"`` (θ are scores) or ``"min"`` (θ are costs).
+        sense: required: ``"max"`` (θ are scores) or ``"min"`` (θ are costs).
         executor: a ``concurrent.futures.Executor`` that solves instances in parallel.
         chunksize: instances per executor task (see :func:`difftools.solver`).
     """
 
     def __init__(
         self,
-        sense: Literal["max", "min"] = "max",
+        sense: Literal["max", "min"] | None = None,
         *,
         executor: concurrent.futures.Executor | None = None,
         chunksize: int | None = None,
     ):
-        if sense not in ("max", "min"):
-            raise ValueError(f"Assignment: sense must be 'max' or 'min', got {sense!r}")
+        sense = check_sense(sense, "Assignment")
         super().__init__(
             _LinearSumAssignment(maximize=sense == "max"),
             sense=sense,
@@ -57,6 +56,7 @@ class Assignment(FunctionSolver):
             executor=executor,
             chunksize=chunksize,
             name="assignment",
+            discrete="binary",
         )
 
     def __call__(self, theta: Tensor, /, **context: Any) -> Tensor:

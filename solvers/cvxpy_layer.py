@@ -200,6 +200,8 @@ class CvxpySolver(FunctionSolver):
             executor=executor,
             chunksize=chunksize,
             name="cvxpy",
+            # An LP's optimal vertices need not be integral: only an all-integer z is checked.
+            discrete="integer" if bool(_integral_mask(variable).all()) else None,
         )
         self.shape: tuple[int, ...] = tuple(parameter.shape)
         self.parameter_names: tuple[str, ...] = tuple(parameters)

@@ -1,4 +1,7 @@
-"""Shortest paths on a user-given networkx graph: ``ShortestPath`` (Dijkstra, edge weights → 0/1 edges).
+"""Shortest paths on a user-given networkx graph: ``ShortestPath`` (edge weights → 0/1 edges of a shortest path).
+
+Exact for any weights where a shortest path is defined: Dijkstra for non-negative weights, one pass
+in topological order on a DAG, Bellman–Ford on other graphs; a negative cycle is an error.
 
 Grids with vertex costs (Warcraft) live in :mod:`solvers.grid_shortest_path`.
 """
@@ -6,6 +9,7 @@ Grids with vertex costs (Warcraft) live in :mod:`solvers.grid_shortest_path`.
 from __future__ import annotations
 
 import concurrent.futures
+import math
 from typing import Any, Literal
 
 import numpy as np
@@ -32,14 +36,24 @@ def _as_node(value: Any) -> Any:
     return value
 
 
-class _DijkstraOracle:
+class _PathOracle:
     """One instance: edge weights ``[E]`` → 0/1 indicators of a shortest source–target path.
 
-    Picklable (a plain networkx graph and two node labels), so it runs in process pools.
+    Picklable (a plain networkx graph, two node labels and the graph's topological order), so it
+    runs in process pools. ``negative`` says what negative weights mean: ``"exact"`` solves the
+    problem as given, ``"clamp"`` replaces them by 0 first (``"raise"`` was checked before).
     """
 
-    def __init__(self, graph: Any, source: Any, target: Any):
-        self.graph, self.source, self.target = graph, source, target
+    def __init__(self, graph: Any, source: Any, target: Any, negative: str = "exact"):
+        self.graph, self.source, self.target, self.negative = graph, source, target, negative
+        nx = import_optional("networkx", "graphs", "shortest_path")
+        # A DAG has no cycles, negative or not: one relaxation pass in topological order is exact.
+        self.order = (
+            list(nx.topological_sort(graph)) if graph.is_directed() and nx.is_directed_acyclic_graph(graph) else None
+        )
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update({"negative": "clamp", "order": None, **state})  # pickles of the Dijkstra-only oracle
 
     def __call__(self, weights: np.ndarray, source: Any = None, target: Any = None) -> np.ndarray:
         nx = import_optional("networkx", "graphs", "shortest_path")
@@ -48,37 +62,96 @@ class _DijkstraOracle:
         for role, node in (("source", source), ("target", target)):
             if node not in self.graph:
                 raise ValueError(f"{role} {node!r} is not a node of the graph")
-        # Negative weights were rejected by ShortestPath or are meant to be clamped (negative="clamp").
-        w = np.maximum(np.asarray(weights, dtype=np.float64), 0.0)
-        try:
-            _, path = nx.single_source_dijkstra(self.graph, source, target, weight=lambda u, v, d: w[d[_INDEX]])
-        except nx.NetworkXNoPath:
-            raise SolverError(f"no path from {source!r} to {target!r}") from None
+        w = np.asarray(weights, dtype=np.float64)
+        if self.negative == "clamp":
+            w = np.maximum(w, 0.0)
+        if w.min(initial=0.0) >= 0.0:
+            path = self._dijkstra(nx, w, source, target)
+        elif self.order is not None:
+            path = self._dag(w, source, target)
+        elif not self.graph.is_directed():
+            raise self._negative_cycle(w)  # no need to search: u → v → u is already one
+        else:
+            path = self._bellman_ford(nx, w, source, target)
         z = np.zeros_like(w)
         for u, v in zip(path, path[1:]):
             z[self.graph.edges[u, v][_INDEX]] = 1.0
         return z
 
+    def _dijkstra(self, nx: Any, w: np.ndarray, source: Any, target: Any) -> list:
+        try:
+            _, path = nx.single_source_dijkstra(self.graph, source, target, weight=lambda u, v, d: w[d[_INDEX]])
+        except nx.NetworkXNoPath:
+            raise SolverError(f"no path from {source!r} to {target!r}") from None
+        return path
+
+    def _dag(self, w: np.ndarray, source: Any, target: Any) -> list:
+        distance = {source: 0.0}
+        parent: dict[Any, Any] = {}
+        succ = self.graph.succ
+        for u in self.order:
+            if u not in distance:
+                continue
+            du = distance[u]
+            for v, data in succ[u].items():
+                candidate = du + w[data[_INDEX]]
+                if candidate < distance.get(v, math.inf):  # strict: the first best predecessor in order wins
+                    distance[v], parent[v] = candidate, u
+        if target not in distance:
+            raise SolverError(f"no path from {source!r} to {target!r}")
+        path = [target]
+        while path[-1] != source:
+            path.append(parent[path[-1]])
+        return path[::-1]
+
+    def _bellman_ford(self, nx: Any, w: np.ndarray, source: Any, target: Any) -> list:
+        try:
+            return nx.bellman_ford_path(self.graph, source, target, weight=lambda u, v, d: w[d[_INDEX]])
+        except nx.NetworkXNoPath:
+            raise SolverError(f"no path from {source!r} to {target!r}") from None
+        except nx.NetworkXUnbounded:
+            raise self._negative_cycle(w) from None
+
+    def _negative_cycle(self, w: np.ndarray) -> SolverError:
+        why = (
+            "an undirected edge with a negative cost is itself a negative cycle (walk it back and forth)"
+            if not self.graph.is_directed()
+            else "a cycle reachable from the source has negative total cost"
+        )
+        return SolverError(
+            f"the edge costs have a negative cycle ({int((w < 0).sum())} negative edge(s), min {w.min():.3g}): "
+            f"{why}, so no shortest path exists. Keep costs >= 0 on graphs with cycles (perturbation noise can push "
+            "them below 0: construct ShortestPath(..., negative='clamp') to treat negative costs as 0), or use a DAG"
+        )
+
+
+_DijkstraOracle = _PathOracle  # the oracle's former name, so that solvers pickled before still load
+
 
 class ShortestPath(FunctionSolver):
-    """Shortest source–target path on a fixed networkx ``Graph`` or ``DiGraph`` (networkx Dijkstra).
+    """Shortest source–target path on a fixed networkx ``Graph`` or ``DiGraph``.
 
-    θ ``[*, E]`` are non-negative edge weights in ``list(graph.edges)`` order (also available as
+    θ ``[*, E]`` are edge weights in ``list(graph.edges)`` order (also available as
     :attr:`edges`); the output is the 0/1 indicator vector of the edges on a shortest path
     (sense ``"min"``, ``event_dim=1``). Source and target are fixed here or given per call as
     context, shared (``source=3``) or per instance (``source=difftools.PerInstance(sources)``);
     context overrides the values fixed here.
 
-    Dijkstra needs non-negative weights. Perturbation noise (Gumbel, Normal) pushes some perturbed
-    costs below zero, so by default (``negative="clamp"``) they are clamped to 0, as in
-    :class:`~solvers.grid_shortest_path.GridShortestPath`; ``negative="raise"`` raises instead.
+    Negative weights (predicted costs, or costs pushed below 0 by perturbation noise) are solved
+    exactly by default (``negative="exact"``): Dijkstra when every weight is >= 0, one relaxation
+    pass in topological order on a DAG, networkx Bellman–Ford otherwise. Where a negative cycle
+    makes the shortest path undefined (on an undirected graph, any negative edge) a
+    :class:`~difftools.SolverError` says so. ``negative="clamp"`` replaces negative weights by 0
+    first (an approximation, as in :class:`~solvers.grid_shortest_path.GridShortestPath`, that
+    keeps cyclic graphs solvable under noise); ``negative="raise"`` rejects them.
 
     Args:
         graph: a ``networkx.Graph`` or ``networkx.DiGraph`` with at least one edge (multigraphs
             are not supported); copied, so later changes to it are not seen.
         source: default source node.
         target: default target node.
-        negative: ``"clamp"`` (use 0, the default) or ``"raise"`` (a ValueError for any negative weight).
+        negative: ``"exact"`` (the default), ``"clamp"`` (use 0) or ``"raise"`` (a ValueError for any
+            negative weight).
         executor: a ``concurrent.futures.Executor`` that solves instances in parallel.
         chunksize: instances per executor task (see :func:`difftools.solver`).
     """
@@ -89,7 +162,7 @@ class ShortestPath(FunctionSolver):
         source: Any = None,
         target: Any = None,
         *,
-        negative: Literal["raise", "clamp"] = "clamp",
+        negative: Literal["exact", "raise", "clamp"] = "exact",
         executor: concurrent.futures.Executor | None = None,
         chunksize: int | None = None,
     ):
@@ -100,8 +173,8 @@ class ShortestPath(FunctionSolver):
             raise TypeError("ShortestPath: multigraphs are not supported; keep one edge per node pair")
         if graph.number_of_edges() == 0:
             raise ValueError("ShortestPath: graph has no edges")
-        if negative not in ("raise", "clamp"):
-            raise ValueError(f"ShortestPath: negative must be 'raise' or 'clamp', got {negative!r}")
+        if negative not in ("exact", "raise", "clamp"):
+            raise ValueError(f"ShortestPath: negative must be 'exact', 'raise' or 'clamp', got {negative!r}")
         private = nx.DiGraph() if graph.is_directed() else nx.Graph()
         private.add_nodes_from(graph.nodes)
         private.add_edges_from((u, v, {_INDEX: i}) for i, (u, v) in enumerate(graph.edges()))
@@ -109,12 +182,13 @@ class ShortestPath(FunctionSolver):
             if node is not None and node not in private:
                 raise ValueError(f"ShortestPath: {role} {node!r} is not a node of the graph")
         super().__init__(
-            _DijkstraOracle(private, source, target),
+            _PathOracle(private, source, target, "clamp" if negative == "clamp" else "exact"),
             sense="min",
             event_dim=1,
             executor=executor,
             chunksize=chunksize,
             name="shortest_path",
+            discrete="binary",
         )
         self.edges: list[tuple[Any, Any]] = list(graph.edges())
         self.negative = negative
@@ -134,8 +208,9 @@ class ShortestPath(FunctionSolver):
                 context[role] = _as_node(value)
         if self.negative == "raise" and bool((theta < 0).any()):
             raise ValueError(
-                f"{self.name}: θ has negative edge weights (min {theta.min().item():.3g}); Dijkstra needs "
-                "weights >= 0; construct it with negative='clamp' (the default) to clamp them to 0"
+                f"{self.name}: θ has negative edge weights (min {theta.min().item():.3g}) and this solver was "
+                "constructed with negative='raise'; negative='exact' (the default) solves them exactly, "
+                "negative='clamp' treats them as 0"
             )
         return super().__call__(theta, **context)
 

@@ -189,6 +189,8 @@ class GridShortestPath:
         flat = w.reshape(-1, h, wd)
         work_dtype = torch.float32 if flat.dtype in (torch.float16, torch.bfloat16) else flat.dtype
         flat = flat.to(work_dtype)
+        if flat.numel():
+            flat = _without_overflow(flat)
         # On CPUs, chunks of the batch whose working set stays in cache run faster (and stop
         # sweeping as soon as their own maps converge); a GPU wants the whole batch at once.
         chunk = max(1, _CPU_CHUNK_CELLS // (h * wd)) if flat.device.type == "cpu" else max(1, flat.shape[0])
@@ -225,6 +227,24 @@ class GridShortestPath:
                 )
             return w
         return w.clamp(min=0)
+
+
+def _without_overflow(flat: Tensor) -> Tensor:
+    """``flat`` ``[N, H, W]`` in a dtype in which no path cost overflows (float64 if needed), else a ValueError.
+
+    A simple path costs at most the sum of all (non-negative) cells, so finite totals mean finite
+    distances. Costs near the dtype's maximum would otherwise make every distance inf and leave the
+    backward walk without a gradient of distances to follow.
+    """
+    totals = flat.sum(dim=(-2, -1))
+    if bool(torch.isfinite(totals).all()):
+        return flat
+    if flat.dtype != torch.float64 and bool(torch.isfinite(flat.double().sum(dim=(-2, -1))).all()):
+        return flat.double()
+    raise ValueError(
+        f"GridShortestPath: the cell costs are too large: path costs overflow even in float64 (largest cost "
+        f"{float(flat.max()):.3g}, largest map total {float(totals.max()):.3g}); rescale the costs"
+    )
 
 
 def _cell(cell: tuple[int, int], name: str) -> tuple[int, int]:

@@ -16,7 +16,7 @@ import numpy as np
 from torch import Tensor
 
 from difftools.errors import SolverError
-from difftools.protocol import FunctionSolver
+from difftools.protocol import FunctionSolver, check_sense
 from solvers._common import check_context_keys, check_theta, import_optional
 
 __all__ = ["ILP"]
@@ -373,7 +373,7 @@ class ILP(FunctionSolver):
         lower: lower bounds, a scalar or ``[n]``; None for unbounded.
         upper: upper bounds, a scalar or ``[n]``; None for unbounded.
         integer: True (all integer), False (an LP) or a bool mask ``[n]``.
-        sense: ``"max"`` (maximise θᵀz) or ``"min"``.
+        sense: required: ``"max"`` (maximise θᵀz, θ are values) or ``"min"`` (minimise, θ are costs).
         backend: ``"scip"``, ``"cp-sat"`` or ``"gurobi"``.
         time_limit: seconds per instance (None: no limit).
         threads: solver threads per instance (CP-SAT and Gurobi; SCIP runs one).
@@ -395,7 +395,7 @@ class ILP(FunctionSolver):
         upper: Any = 1.0,
         integer: Any = True,
         *,
-        sense: Literal["max", "min"] = "max",
+        sense: Literal["max", "min"] | None = None,
         backend: Literal["scip", "cp-sat", "gurobi"] = "scip",
         time_limit: float | None = None,
         threads: int = 1,
@@ -404,8 +404,7 @@ class ILP(FunctionSolver):
         executor: concurrent.futures.Executor | None = None,
         chunksize: int | None = None,
     ):
-        if sense not in ("max", "min"):
-            raise ValueError(f"ILP: sense must be 'max' or 'min', got {sense!r}")
+        sense = check_sense(sense, "ILP")
         if backend not in _BACKENDS:
             raise ValueError(f"ILP: backend must be one of {sorted(_BACKENDS)}, got {backend!r}")
         if time_limit is not None and not (
@@ -448,13 +447,31 @@ class ILP(FunctionSolver):
             executor=executor,
             chunksize=chunksize,
             name="ilp",
+            # Continuous variables (integer=False or a mask) take real values at an LP vertex.
+            discrete="integer" if bool(np.all(np.asarray(_numpy(integer)))) else None,
         )
 
     def __call__(self, theta: Tensor, /, **context: Any) -> Tensor:
         check_context_keys(context, _DATA_KEYS, self.name)
-        check_theta(theta, self.name, (self.num_variables,), "[*, n] objective coefficients")
+        n = self.num_variables
+        if isinstance(theta, Tensor) and theta.dim() >= 1 and n is not None and theta.shape[-1] != n:
+            # Name the user's data that fixed n; θ's full shape here may include internal sample dims.
+            raise ValueError(
+                f"{self.name}: θ has {theta.shape[-1]} entries per instance (its last dim), but the constraints "
+                f"given to ILP have n={n} variables ({self._size_source()}); θ must be [..., {n}], or fix the "
+                "constraint data"
+            )
+        check_theta(theta, self.name, (n,), "[*, n] objective coefficients")
         _check_pairs({**self.fn.data, **context}, f"{self.name}: ")
         return super().__call__(theta, **context)
+
+    def _size_source(self) -> str:
+        """Which constructor argument fixed the number of variables, e.g. ``A has shape (2, 6)``."""
+        for key in ("A", "A_eq", "lower", "upper", "integer"):
+            shape = getattr(self.fn.data.get(key), "shape", ())  # arrays and scipy.sparse matrices
+            if len(shape) >= 1:
+                return f"{key} has shape {tuple(shape)}"
+        return "from the constraint data"
 
     def __repr__(self) -> str:
         oracle = self.fn

@@ -114,7 +114,7 @@ class SpanningTree:
         if backend not in _BACKENDS:
             raise ValueError(f"SpanningTree: backend must be one of {_BACKENDS}, got {backend!r}")
         self.backend = backend
-        self._per_instance = solver(self._solve_one, event_dim=1, name="SpanningTree(backend='networkx')")
+        self._per_instance = solver(self._solve_one, sense="max", event_dim=1, name="SpanningTree(backend='networkx')")
 
     def __repr__(self) -> str:
         return f"SpanningTree(backend={self.backend!r})"
@@ -191,7 +191,9 @@ class GraphSpanningTree:
         proper = [(i, (u, v)) for i, (u, v) in enumerate(pairs) if u != v]
         self._edge_ids = torch.tensor([i for i, _ in proper], dtype=torch.long)
         self._ends = torch.tensor([uv for _, uv in proper], dtype=torch.long).reshape(-1, 2)
-        self._per_instance = solver(self._solve_one, event_dim=1, name="GraphSpanningTree(backend='networkx')")
+        self._per_instance = solver(
+            self._solve_one, sense="max", event_dim=1, name="GraphSpanningTree(backend='networkx')"
+        )
 
     def __repr__(self) -> str:
         return f"GraphSpanningTree(nodes={len(self.nodes)}, edges={len(self.edges)}, backend={self.backend!r})"

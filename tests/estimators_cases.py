@@ -78,13 +78,13 @@ def _shortest_path_example(gen: torch.Generator) -> tuple[Any, torch.Tensor, dic
     import networkx as nx
 
     graph = nx.DiGraph(list(DAG_EDGES))
-    # Perturbation noise makes some costs negative: the solver clamps them to 0 (its default).
+    # Perturbation noise makes some costs negative: on this DAG the solver still solves exactly.
     solver = difftools.get_solver("shortest_path", graph=graph, source=0, target=3)
     return solver, _vector(len(DAG_EDGES), positive=True)(gen), {}
 
 
 def _ilp_example(gen: torch.Generator) -> tuple[Any, torch.Tensor, dict]:
-    solver = difftools.get_solver("ilp", A=np.array([[1.0, 1.0, 1.0, 1.0]]), b=np.array([2.0]))
+    solver = difftools.get_solver("ilp", sense="max", A=np.array([[1.0, 1.0, 1.0, 1.0]]), b=np.array([2.0]))
     return solver, _vector(4)(gen), {}
 
 
@@ -112,7 +112,7 @@ EXAMPLES: dict[str, Example] = {
     "shortest_path": Example("solvers.graphs", _shortest_path_example),
     "assignment": Example(
         "solvers.assignment",
-        _simple("assignment", lambda gen: torch.randn(2, 3, 3, generator=gen, dtype=torch.float64)),
+        _simple("assignment", lambda gen: torch.randn(2, 3, 3, generator=gen, dtype=torch.float64), sense="max"),
     ),
     "ilp": Example("solvers.ilp", _ilp_example),
     "cvxpy": Example("solvers.cvxpy_layer", _cvxpy_example),

@@ -30,7 +30,7 @@ def counting_topk(k: int = 2):
         z[np.argsort(-theta, kind="stable")[:k]] = 1.0
         return z
 
-    return difftools.solver(topk, name="topk_numpy"), calls
+    return difftools.solver(topk, sense="max", name="topk_numpy"), calls
 
 
 # --------------------------------------------------------------------------- the pool
@@ -197,7 +197,7 @@ def test_per_instance_pool_reaches_through_estimator_samples():
         z[np.argsort(-theta, kind="stable")[: int(k)]] = 1.0
         return z
 
-    inner = difftools.solver(count_ones, name="variable_topk")
+    inner = difftools.solver(count_ones, sense="max", name="variable_topk")
     pool = SolutionPool(per_instance=True)
     layer = cached(inner, pool, solve_ratio=0.0)
     k = torch.tensor([1.0, 2.0, 3.0])

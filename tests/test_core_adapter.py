@@ -34,7 +34,7 @@ def _onehot_argmax_np_batched(theta):
 )
 @pytest.mark.parametrize("shape", [(6,), (4, 6), (2, 3, 6), (0, 6)])
 def test_all_granularities_agree_with_argmax(fn, batched, backend, shape):
-    s = dt.solver(fn, batched=batched, backend=backend)
+    s = dt.solver(fn, sense="max", batched=batched, backend=backend)
     theta = torch.randn(shape, dtype=torch.float64)
     z = s(theta)
     assert z.shape == theta.shape and z.dtype == torch.float64
@@ -44,7 +44,7 @@ def test_all_granularities_agree_with_argmax(fn, batched, backend, shape):
 def test_per_instance_and_shared_context_in_numpy_adapter():
     calls = []
 
-    @dt.solver(event_dim=1)
+    @dt.solver(sense="max", event_dim=1)
     def masked(theta, *, mask, offset):
         calls.append(offset)
         z = np.zeros_like(theta)
@@ -58,7 +58,7 @@ def test_per_instance_and_shared_context_in_numpy_adapter():
 
 
 def test_per_instance_with_two_batch_dims():
-    s = dt.solver(lambda t, *, k: (np.arange(len(t)) == k).astype(float))
+    s = dt.solver(lambda t, *, k: (np.arange(len(t)) == k).astype(float), sense="max")
     k = torch.tensor([[0, 1], [2, 3]])
     z = s(torch.randn(2, 2, 4), k=dt.PerInstance(k))
     assert z.argmax(-1).tolist() == [[0, 1], [2, 3]]
@@ -67,7 +67,7 @@ def test_per_instance_with_two_batch_dims():
 @pytest.mark.parametrize("workers", [1, 2])
 def test_thread_pool_executor_keeps_order(workers):
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        s = dt.solver(_onehot_argmax_np, executor=pool, chunksize=3)
+        s = dt.solver(_onehot_argmax_np, sense="max", executor=pool, chunksize=3)
         theta = torch.randn(17, 5)
         torch.testing.assert_close(s(theta), dt.get_solver("argmax")(theta))
 
@@ -81,7 +81,7 @@ def test_executor_error_carries_instance_index():
     theta = torch.randn(10, 4)
     theta[7, 1] = 99.0
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        s = dt.solver(fails_on_big, executor=pool, chunksize=2, name="picky")
+        s = dt.solver(fails_on_big, sense="max", executor=pool, chunksize=2, name="picky")
         with pytest.raises(dt.SolverError, match="solver 'picky', instance 7: raised ValueError: too big"):
             s(theta)
 
@@ -90,11 +90,11 @@ def test_adapter_validation_errors():
     with pytest.raises(ValueError, match="sense must be 'max' or 'min'"):
         dt.solver(_onehot_argmax_np, sense="maximise")
     with pytest.raises(ValueError, match="needs batched=False"):
-        dt.solver(_onehot_argmax_np, batched=True, executor=concurrent.futures.ThreadPoolExecutor(1))
+        dt.solver(_onehot_argmax_np, sense="max", batched=True, executor=concurrent.futures.ThreadPoolExecutor(1))
     with pytest.raises(ValueError, match="event_dim=2 trailing dims"):
-        dt.solver(_onehot_argmax_np, event_dim=2)(torch.randn(3))
+        dt.solver(_onehot_argmax_np, sense="max", event_dim=2)(torch.randn(3))
     with pytest.raises(TypeError, match="θ must be a torch.Tensor"):
-        dt.solver(_onehot_argmax_np)(np.zeros(3))
+        dt.solver(_onehot_argmax_np, sense="max")(np.zeros(3))
     with pytest.raises(TypeError, match="PerInstance: value must be"):
         dt.PerInstance(3)
 
@@ -106,7 +106,7 @@ def test_repr():
 
 @pytest.mark.cuda
 def test_numpy_solver_follows_cuda_device():
-    s = dt.solver(_onehot_argmax_np)
+    s = dt.solver(_onehot_argmax_np, sense="max")
     theta = torch.randn(4, 5, device="cuda")
     z = s(theta)
     assert z.device == theta.device

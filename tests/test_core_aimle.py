@@ -7,8 +7,8 @@ import torch
 
 import difftools as dt
 
-identity = dt.solver(lambda t: t.clone(), batched=True, backend="torch", name="identity")
-constant = dt.solver(lambda t: torch.zeros_like(t), batched=True, backend="torch", name="constant")
+identity = dt.solver(lambda t: t.clone(), sense="max", batched=True, backend="torch", name="identity", discrete=None)
+constant = dt.solver(lambda t: torch.zeros_like(t), sense="max", batched=True, backend="torch", name="constant")
 
 
 def _step(layer, theta, upstream=None):

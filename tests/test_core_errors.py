@@ -31,7 +31,7 @@ def test_non_finite_downstream_gradient_is_reported():
 
 
 def test_too_few_dims_for_event_dim():
-    grid = dt.solver(lambda t: t, event_dim=2, batched=True, backend="torch", name="grid")
+    grid = dt.solver(lambda t: t, sense="max", event_dim=2, batched=True, backend="torch", name="grid")
     with pytest.raises(ValueError, match=r"AIMLE: θ has shape \(5,\) but the solver needs at least event_dim=2"):
         dt.AIMLE(grid)(torch.randn(5))
 
@@ -42,7 +42,7 @@ def test_integer_theta_is_rejected():
 
 
 def test_solver_returning_wrong_shape_names_solver_and_instance():
-    @dt.solver(name="broken")
+    @dt.solver(sense="max", name="broken")
     def broken(theta):
         return np.zeros(len(theta) + 1) if theta[0] > 100 else np.zeros(len(theta))
 
@@ -53,13 +53,13 @@ def test_solver_returning_wrong_shape_names_solver_and_instance():
 
 
 def test_batched_solver_returning_wrong_shape():
-    bad = dt.solver(lambda t: t[..., :-1], batched=True, backend="torch", name="short")
+    bad = dt.solver(lambda t: t[..., :-1], sense="max", batched=True, backend="torch", name="short")
     with pytest.raises(dt.SolverError, match="solver 'short'.*returned shape"):
         dt.AIMLE(bad)(torch.randn(3, 4))
 
 
 def test_solver_that_raises_is_wrapped_with_cause():
-    @dt.solver(name="fails")
+    @dt.solver(sense="max", name="fails")
     def fails(theta):
         if theta.sum() > 0:
             raise RuntimeError("infeasible model")
@@ -74,13 +74,13 @@ def test_solver_that_raises_is_wrapped_with_cause():
 
 
 def test_solver_returning_nan_is_a_solver_error():
-    nan = dt.solver(lambda t: np.full_like(t, np.nan), name="nan")
+    nan = dt.solver(lambda t: np.full_like(t, np.nan), sense="max", name="nan")
     with pytest.raises(dt.SolverError, match="non-finite"):
         dt.AIMLE(nan)(torch.randn(2, 3))
 
 
 def test_solver_returning_non_array():
-    junk = dt.solver(lambda t: "not a solution", name="junk")
+    junk = dt.solver(lambda t: "not a solution", sense="max", name="junk")
     with pytest.raises(dt.SolverError, match="solver 'junk', instance 0"):
         dt.AIMLE(junk)(torch.randn(2, 3))
 
@@ -95,7 +95,7 @@ def test_bad_constructor_arguments():
         dt.AIMLE("argmax", samples=0)
     with pytest.raises(ValueError, match="lam must be a finite number > 0"):
         dt.IMLE("argmax", lam=0.0)
-    with pytest.raises(ValueError, match="invalid decay"):
+    with pytest.raises(ValueError, match=r"AIMLE: decay must be a finite number in \(0, 1\], got 1.5"):
         dt.AIMLE("argmax", decay=1.5)
     with pytest.raises(TypeError, match="expected a solver"):
         dt.AIMLE(lambda t: t)

@@ -67,7 +67,7 @@ def test_generator_reproducibility_and_dtype(noise):
 
 def test_sum_of_gamma_validation_and_repr():
     assert repr(dt.SumOfGamma(10)) == "SumOfGamma(k=10, terms=10)"
-    with pytest.raises(ValueError, match="k must be > 0"):
+    with pytest.raises(ValueError, match="k must be a finite number > 0"):
         dt.SumOfGamma(0)
     with pytest.raises(ValueError, match="terms must be a positive integer"):
         dt.SumOfGamma(2, terms=0)

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.usefixtures("clean_registry")
 
 
 def test_register_call_and_get():
-    s = dt.solver(lambda t: t, name="ident_a")
+    s = dt.solver(lambda t: t, sense="max", name="ident_a")
     dt.register_solver("ident_a", s)
     assert dt.get_solver("ident_a") is s
     assert "ident_a" in dt.list_solvers()
@@ -31,12 +31,12 @@ def test_register_as_decorator_with_factory_params():
 
 
 def test_refuses_silent_overwrite():
-    dt.register_solver("dup", dt.solver(lambda t: t))
+    dt.register_solver("dup", dt.solver(lambda t: t, sense="max"))
     with pytest.raises(ValueError, match="already registered; pass overwrite=True"):
-        dt.register_solver("dup", dt.solver(lambda t: t))
+        dt.register_solver("dup", dt.solver(lambda t: t, sense="max"))
     with pytest.raises(ValueError, match="'topk' is already registered"):
-        dt.register_solver("topk", dt.solver(lambda t: t))
-    replacement = dt.solver(lambda t: t)
+        dt.register_solver("topk", dt.solver(lambda t: t, sense="max"))
+    replacement = dt.solver(lambda t: t, sense="max")
     dt.register_solver("dup", replacement, overwrite=True)
     assert dt.get_solver("dup") is replacement
 
@@ -76,7 +76,7 @@ def test_entry_point_plugin(tmp_path, monkeypatch):
             import torch
             import difftools
 
-            @difftools.solver(batched=True, backend="torch", name="plugin_sign")
+            @difftools.solver(sense="max", batched=True, backend="torch", name="plugin_sign")
             def sign_solver(theta):
                 return (theta > 0).to(theta.dtype)
             """

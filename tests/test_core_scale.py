@@ -7,7 +7,7 @@ import torch
 
 import difftools as dt
 
-identity = dt.solver(lambda t: t.clone(), batched=True, backend="torch", name="identity")
+identity = dt.solver(lambda t: t.clone(), sense="max", batched=True, backend="torch", name="identity", discrete=None)
 
 
 def _grad(layer, theta, upstream):

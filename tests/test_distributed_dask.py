@@ -80,8 +80,8 @@ def executor(cluster):
 
 def test_ilp_batch_matches_sequential_and_bruteforce(executor):
     theta, A, b = _problem((3, 5))
-    on_cluster = get_solver("ilp", A=A, b=b, executor=executor, chunksize=2)(theta)
-    assert torch.equal(on_cluster, get_solver("ilp", A=A, b=b)(theta))
+    on_cluster = get_solver("ilp", sense="max", A=A, b=b, executor=executor, chunksize=2)(theta)
+    assert torch.equal(on_cluster, get_solver("ilp", sense="max", A=A, b=b)(theta))
     exact = np.stack([ilp_bruteforce(t, A=A, b=b) for t in theta.reshape(-1, 6).numpy()]).reshape(3, 5, 6)
     assert torch.equal(on_cluster, torch.from_numpy(exact))
     assert executor._max_workers == 2
@@ -91,7 +91,7 @@ def test_aimle_layer_on_cluster_matches_sequential(executor):
     theta, A, b = _problem((4,), seed=1)
     runs = []
     for ex in (executor, None):
-        layer = AIMLE(get_solver("ilp", A=A, executor=ex), noise=None, initial_alpha=1.0)
+        layer = AIMLE(get_solver("ilp", sense="max", A=A, executor=ex), noise=None, initial_alpha=1.0)
         t = theta.clone().requires_grad_()
         z = layer(t, b=PerInstance(np.tile(b, (4, 1))))  # per-instance context travels with its instance
         (z * torch.arange(6.0, dtype=z.dtype)).sum().backward()
@@ -104,7 +104,7 @@ def test_failing_task_reports_its_instance(executor):
     theta, A, b = _problem((8,), seed=2)
     bs = np.tile(b, (8, 1))
     bs[5] = -1.0  # A >= 1 and z >= 0: instance 5 is infeasible
-    ilp = get_solver("ilp", A=A, executor=executor, chunksize=3)
+    ilp = get_solver("ilp", sense="max", A=A, executor=executor, chunksize=3)
     with pytest.raises(SolverError, match=r"instance 5: the ILP is infeasible") as info:
         ilp(theta, b=PerInstance(bs))
     assert info.value.index == 5
@@ -113,8 +113,8 @@ def test_failing_task_reports_its_instance(executor):
 def test_client_get_executor_also_works(cluster):
     theta, A, b = _problem((5,), seed=3)
     with distributed.Client(cluster, set_as_default=False) as client:
-        z = get_solver("ilp", A=A, b=b, executor=client.get_executor())(theta)
-    assert torch.equal(z, get_solver("ilp", A=A, b=b)(theta))
+        z = get_solver("ilp", sense="max", A=A, b=b, executor=client.get_executor())(theta)
+    assert torch.equal(z, get_solver("ilp", sense="max", A=A, b=b)(theta))
 
 
 def test_bad_arguments_are_named(cluster):
@@ -142,7 +142,7 @@ def test_stuck_task_times_out(cluster, tmp_path):
     stop = tmp_path / "stop"
     try:
         with dask_executor(cluster.scheduler_address, timeout=1) as ex:
-            stuck = difftools.solver(sleep_until, executor=ex)
+            stuck = difftools.solver(sleep_until, sense="max", executor=ex)
             # Without the timeout this call would wait the solver's 30 s (pytest-timeout bounds the rest).
             with pytest.raises(SolverError, match=r"TimeoutError: dask task not finished within timeout=1 s"):
                 stuck(theta, stop=str(stop))
@@ -152,7 +152,7 @@ def test_stuck_task_times_out(cluster, tmp_path):
 
 def test_lost_worker_is_retried(executor, tmp_path):
     theta, A, b = _problem((2,), seed=4)
-    crashing = difftools.solver(crash_worker_once, executor=executor, chunksize=1)
+    crashing = difftools.solver(crash_worker_once, sense="max", executor=executor, chunksize=1)
     z = crashing(theta, A=A, b=b, marker=str(tmp_path / "crashed"))
     assert (tmp_path / "crashed").exists()
-    assert torch.equal(z, difftools.solver(ilp_bruteforce)(theta, A=A, b=b))
+    assert torch.equal(z, difftools.solver(ilp_bruteforce, sense="max")(theta, A=A, b=b))

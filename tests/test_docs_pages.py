@@ -21,3 +21,8 @@ def test_custom_solvers_tutorial_runs():
     ns = run_blocks("docs/tutorials/custom-solvers.md")
     torch.testing.assert_close(ns["z_numpy"], ns["z_torch"])
     assert ns["final_loss"] < 0.5 * ns["first_loss"]
+
+
+def test_guarantees_page_runs():
+    ns = run_blocks("docs/guarantees.md")
+    assert "did not finish within timeout=0.2 s" in ns["message"]

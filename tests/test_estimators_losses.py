@@ -70,7 +70,7 @@ def test_spo_plus_forwards_context_and_rejects_bad_input():
     def masked_argmax(theta, mask):
         return argmax(theta.masked_fill(~mask, float("-inf")))
 
-    solver = difftools.solver(masked_argmax, batched=True, backend="torch")
+    solver = difftools.solver(masked_argmax, sense="max", batched=True, backend="torch")
     mask = difftools.PerInstance(torch.tensor([[True, True, False]]))
     # With e2 masked out: w* = e1, 2r̂ − r = [3, −2, 9] → e0 among the allowed; ℓ = 3 − (−2) = 5.
     value = SPOPlusLoss(solver)(_t([[2.0, 0.0, 5.0]]), _t([[1.0, 2.0, 1.0]]), mask=mask)

@@ -107,7 +107,7 @@ def test_context_reaches_every_solver_call_forward_and_backward():
         calls.append(theta.shape)
         return argmax(theta.masked_fill(~mask, float("-inf")) + offset)
 
-    solver = difftools.solver(masked_argmax, batched=True, backend="torch")
+    solver = difftools.solver(masked_argmax, sense="max", batched=True, backend="torch")
     mask = torch.tensor([[True, False, True], [False, True, True]])
     theta = torch.tensor([[0.0, 5.0, 0.1], [5.0, 0.2, 0.0]], dtype=torch.float64)
     expected_calls = {"AIMLE": 2, "IMLE": 2, "Blackbox": 2, "Perturbed": 1, "STE": 1, "ScoreFunction": 1}

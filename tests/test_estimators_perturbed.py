@@ -123,7 +123,7 @@ def test_fenchel_young_reductions_and_per_instance_context():
     def masked_argmax(theta, mask):
         return argmax(theta.masked_fill(~mask, float("-inf")))
 
-    solver = difftools.solver(masked_argmax, batched=True, backend="torch")
+    solver = difftools.solver(masked_argmax, sense="max", batched=True, backend="torch")
     mask = torch.tensor([[True, True, False], [False, True, True]])
     theta = torch.tensor([[0.0, 1.0, 9.0], [9.0, 0.0, 1.0]], dtype=torch.float64)
     target = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)

@@ -94,8 +94,8 @@ def thread_pool():
 def test_thread_pool_matches_sequential_in_order(thread_pool, chunksize):
     theta = torch.randn(3, 5, 6, generator=torch.Generator().manual_seed(0))
     k = PerInstance(torch.randint(1, 4, (3, 5), generator=torch.Generator().manual_seed(1)))
-    expected = difftools.solver(slow_top_k)(theta, k=k)
-    parallel = difftools.solver(slow_top_k, executor=thread_pool, chunksize=chunksize)(theta, k=k)
+    expected = difftools.solver(slow_top_k, sense="max")(theta, k=k)
+    parallel = difftools.solver(slow_top_k, sense="max", executor=thread_pool, chunksize=chunksize)(theta, k=k)
     torch.testing.assert_close(parallel, expected)
     assert (expected.sum(-1) == k.value.float()).all()
 
@@ -104,21 +104,21 @@ def test_thread_pool_matches_sequential_in_order(thread_pool, chunksize):
 def test_process_pool_matches_sequential_with_shared_and_per_instance_context(process_pool, chunksize):
     theta = torch.randn(13, 6, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     context = dict(k=PerInstance([1 + i % 5 for i in range(13)]), offset=np.arange(6.0))
-    expected = difftools.solver(top_k)(theta, **context)
-    parallel = difftools.solver(top_k, executor=process_pool, chunksize=chunksize)(theta, **context)
+    expected = difftools.solver(top_k, sense="max")(theta, **context)
+    parallel = difftools.solver(top_k, sense="max", executor=process_pool, chunksize=chunksize)(theta, **context)
     torch.testing.assert_close(parallel, expected)
     assert parallel.dtype == torch.float64
 
 
 def test_empty_batch_on_executor(thread_pool):
-    out = difftools.solver(top_k, executor=thread_pool)(torch.empty(0, 4))
+    out = difftools.solver(top_k, sense="max", executor=thread_pool)(torch.empty(0, 4))
     assert out.shape == (0, 4)
 
 
 def test_context_reaches_pool_workers_in_forward_and_backward_of_aimle(process_pool):
     """Per-instance k under AIMLE with samples=3: every solver call (forward, both central ends)."""
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
-    inner = difftools.solver(top_k, executor=process_pool, chunksize=2)
+    inner = difftools.solver(top_k, sense="max", executor=process_pool, chunksize=2)
 
     class Recording:
         sense, event_dim = "max", 1
@@ -145,7 +145,7 @@ def test_context_reaches_pool_workers_in_forward_and_backward_of_aimle(process_p
 @pytest.mark.parametrize("pool", ["thread_pool", "process_pool", None])
 def test_exception_names_the_failing_instance(request, pool):
     executor = request.getfixturevalue(pool) if pool else None
-    solve = difftools.solver(fails_on_negative_first, executor=executor, chunksize=3)
+    solve = difftools.solver(fails_on_negative_first, sense="max", executor=executor, chunksize=3)
     with pytest.raises(SolverError, match=r"solver 'fails_on_negative_first', instance 7: raised ValueError: bad") as e:
         solve(batch_with_first_negative(12, 7))
     assert e.value.index == 7 and isinstance(e.value.__cause__, ValueError)
@@ -153,7 +153,7 @@ def test_exception_names_the_failing_instance(request, pool):
 
 @pytest.mark.parametrize("pool", ["thread_pool", "process_pool"])
 def test_solver_error_from_a_worker_keeps_its_message(request, pool):
-    solve = difftools.solver(raises_solver_error, executor=request.getfixturevalue(pool), chunksize=2)
+    solve = difftools.solver(raises_solver_error, sense="max", executor=request.getfixturevalue(pool), chunksize=2)
     with pytest.raises(SolverError, match=r"^solver 'raises_solver_error', instance 5: infeasible$") as e:
         solve(batch_with_first_negative(8, 5))
     assert e.value.solver == "raises_solver_error" and e.value.index == 5
@@ -162,7 +162,7 @@ def test_solver_error_from_a_worker_keeps_its_message(request, pool):
 def test_crashed_worker_process_raises_and_never_hangs():
     pool = concurrent.futures.ProcessPoolExecutor(2, mp_context=FORK)
     try:
-        solve = difftools.solver(exits_worker, executor=pool, chunksize=2)
+        solve = difftools.solver(exits_worker, sense="max", executor=pool, chunksize=2)
         with pytest.raises(SolverError, match=r"executor task for instances \d+\.\.\d+ failed: BrokenProcessPool"):
             solve(batch_with_first_negative(10, 6))
         # The broken pool refuses new work: again an error, not a hang.
@@ -176,22 +176,22 @@ def test_shut_down_executor_is_a_clear_error():
     pool = concurrent.futures.ThreadPoolExecutor(1)
     pool.shutdown()
     with pytest.raises(SolverError, match="refused the task for instances 0..0: RuntimeError: cannot schedule"):
-        difftools.solver(top_k, executor=pool)(torch.rand(2, 3))
+        difftools.solver(top_k, sense="max", executor=pool)(torch.rand(2, 3))
 
 
 def test_sys_exit_in_a_thread_worker_does_not_end_the_caller(thread_pool):
-    with pytest.raises(SolverError, match="failed: SystemExit: 3"):
-        difftools.solver(calls_sys_exit, executor=thread_pool)(torch.rand(2, 3))
+    with pytest.raises(SolverError, match=r"instance 0: called sys.exit\(3\); a solver must raise an exception"):
+        difftools.solver(calls_sys_exit, sense="max", executor=thread_pool)(torch.rand(2, 3))
 
 
 def test_unpicklable_function_for_a_process_pool(process_pool):
     with pytest.raises(SolverError, match="(?i)pickl"):
-        difftools.solver(lambda t: t, executor=process_pool)(torch.rand(3, 2))
+        difftools.solver(lambda t: t, sense="max", executor=process_pool)(torch.rand(3, 2))
 
 
 def test_unpicklable_exception_from_a_worker_process(process_pool):
     with pytest.raises(SolverError, match="instances 0..1 failed"):
-        difftools.solver(raises_unpicklable, executor=process_pool, chunksize=2)(torch.rand(2, 3))
+        difftools.solver(raises_unpicklable, sense="max", executor=process_pool, chunksize=2)(torch.rand(2, 3))
 
 
 def test_dask_distributed_executor():
@@ -201,10 +201,14 @@ def test_dask_distributed_executor():
         executor = client.get_executor()
         theta = torch.randn(9, 5, generator=torch.Generator().manual_seed(6))
         k = PerInstance([1 + i % 3 for i in range(9)])
-        expected = difftools.solver(top_k)(theta, k=k)
-        torch.testing.assert_close(difftools.solver(top_k, executor=executor, chunksize=2)(theta, k=k), expected)
+        expected = difftools.solver(top_k, sense="max")(theta, k=k)
+        torch.testing.assert_close(
+            difftools.solver(top_k, sense="max", executor=executor, chunksize=2)(theta, k=k), expected
+        )
         with pytest.raises(SolverError, match="instance 4: raised ValueError"):
-            difftools.solver(fails_on_negative_first, executor=executor, chunksize=2)(batch_with_first_negative(9, 4))
+            difftools.solver(fails_on_negative_first, sense="max", executor=executor, chunksize=2)(
+                batch_with_first_negative(9, 4)
+            )
 
 
 # --------------------------------------------------------------------------- pickling
@@ -215,7 +219,7 @@ def test_solver_error_survives_pickling():
 
 
 def test_function_solver_pickles_without_its_executor(thread_pool):
-    solve = difftools.solver(top_k, executor=thread_pool, name="k-hot")
+    solve = difftools.solver(top_k, sense="max", executor=thread_pool, name="k-hot")
     copy = pickle.loads(pickle.dumps(solve))
     assert copy.executor is None and solve.executor is thread_pool and copy.name == "k-hot"
     theta = torch.randn(4, 5)

@@ -12,7 +12,7 @@ from examples.synthetic.experiments import steps_to_target
 from examples.synthetic.task import estimate_gradient, make_problem
 from solvers.topk import argmax
 
-identity = dt.solver(lambda t: t.clone(), batched=True, backend="torch", name="identity")
+identity = dt.solver(lambda t: t.clone(), sense="max", batched=True, backend="torch", name="identity", discrete=None)
 
 
 def _step(layer, theta, upstream):

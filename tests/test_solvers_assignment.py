@@ -59,27 +59,27 @@ def test_batch_shape_dtype_sense_and_registry():
     z = solver(theta)
     assert z.shape == (2, 3, 2, 2) and z.dtype == torch.float64
     torch.testing.assert_close(z[1, 2], torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64))
-    torch.testing.assert_close(Assignment()(theta[0, 0]), torch.eye(2, dtype=torch.float64))
+    torch.testing.assert_close(Assignment(sense="max")(theta[0, 0]), torch.eye(2, dtype=torch.float64))
     assert repr(solver) == "Assignment(sense='min')"
 
 
 def test_thread_pool_and_pickling():
     theta = torch.randn(12, 4, 5, generator=torch.Generator().manual_seed(0))
-    expected = Assignment()(theta)
+    expected = Assignment(sense="max")(theta)
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        solver = Assignment(executor=pool, chunksize=2)
+        solver = Assignment(sense="max", executor=pool, chunksize=2)
         torch.testing.assert_close(solver(theta), expected)
         assert "executor=ThreadPoolExecutor" in repr(solver)
     torch.testing.assert_close(pickle.loads(pickle.dumps(solver))(theta), expected)
 
 
 def test_learns_through_aimle():
-    before, after = fit_through_aimle(Assignment(), (4, 4), steps=40, lr=0.1, initial_alpha=1.0)
+    before, after = fit_through_aimle(Assignment(sense="max"), (4, 4), steps=40, lr=0.1, initial_alpha=1.0)
     assert after <= before / 4, (before, after)
 
 
 def test_bad_input():
-    solver = Assignment()
+    solver = Assignment(sense="max")
     with pytest.raises(ValueError, match=r"θ has shape \(3,\), expected \[\*, n, m\] assignment scores"):
         solver(torch.ones(3))
     with pytest.raises(TypeError, match="floating-point dtype, got torch.int32"):
@@ -93,5 +93,5 @@ def test_bad_input():
 
 
 def test_an_empty_side_matches_nothing():
-    z = Assignment()(torch.ones(3, 0, 4))
+    z = Assignment(sense="max")(torch.ones(3, 0, 4))
     assert z.shape == (3, 0, 4)

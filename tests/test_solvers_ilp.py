@@ -68,7 +68,7 @@ def test_general_integer_bounds_match_enumeration(data):
     b = np.array([float(data.draw(st.integers(-2, 4)))])
     best = enumerate_best(theta, A, b, values=range(-2, 3))
     backends = ["scip", "cp-sat"] + ["gurobi"] * (_GUROBI_PROBLEM is None)
-    solver = ILP(A=A, b=b, lower=-2, upper=2, backend=data.draw(st.sampled_from(backends)))
+    solver = ILP(sense="max", A=A, b=b, lower=-2, upper=2, backend=data.draw(st.sampled_from(backends)))
     if best is None:
         with pytest.raises(SolverError, match="infeasible"):
             solver(torch.from_numpy(theta))
@@ -81,7 +81,7 @@ def test_linear_program_matches_scipy_linprog():
     rng = np.random.default_rng(0)
     A, b = rng.uniform(0.1, 1.0, (3, 6)), rng.uniform(1.0, 2.0, 3)
     theta = rng.normal(size=(4, 6))
-    z = ILP(A=A, b=b, integer=False)(torch.from_numpy(theta)).numpy()
+    z = ILP(sense="max", A=A, b=b, integer=False)(torch.from_numpy(theta)).numpy()
     for t, zt in zip(theta, z):
         reference = scipy.optimize.linprog(-t, A_ub=A, b_ub=b, bounds=(0, 1), method="highs")
         assert float(t @ zt) == pytest.approx(-reference.fun, abs=1e-7) and satisfies(zt, A, b)
@@ -90,7 +90,7 @@ def test_linear_program_matches_scipy_linprog():
 def test_mixed_integrality_sparse_matrix_and_unbounded_variables():
     # max z0 + z1 + 0.5 z2 s.t. z0 + z1 + z2 <= 2.5, z2 <= 10 continuous, z0, z1 integer in [0, ∞)
     A = scipy.sparse.csr_matrix(np.array([[1.0, 1.0, 1.0]]))
-    solver = ILP(A=A, b=[2.5], upper=None, integer=np.array([True, True, False]))
+    solver = ILP(sense="max", A=A, b=[2.5], upper=None, integer=np.array([True, True, False]))
     z = solver(torch.tensor([1.0, 1.0, 0.5], dtype=torch.float64))
     assert float(z[:2].sum()) == 2.0 and float(z[2]) == pytest.approx(0.5)
 
@@ -99,9 +99,9 @@ def test_cp_sat_resolves_objective_differences_far_below_its_default_precision()
     # OR-Tools' own MIP-to-CP-SAT conversion picks entry 2 here; SCIP's tolerances are about 1e-9.
     for backend, eps in (("cp-sat", 1e-10), ("scip", 1e-7)):
         theta = torch.tensor([1.0, 1.0 + eps, 1.0 - eps, 0.3], dtype=torch.float64)
-        z = ILP(A_eq=np.ones((1, 4)), b_eq=[1.0], backend=backend)(theta)
+        z = ILP(sense="max", A_eq=np.ones((1, 4)), b_eq=[1.0], backend=backend)(theta)
         torch.testing.assert_close(z, torch.tensor([0.0, 1.0, 0.0, 0.0], dtype=torch.float64))
-    big = ILP(A=[[1.0, 1.0, 1.0]], b=[2.0], lower=-1000, upper=1000, backend="cp-sat")
+    big = ILP(sense="max", A=[[1.0, 1.0, 1.0]], b=[2.0], lower=-1000, upper=1000, backend="cp-sat")
     # Scaled by 2**10 here, the last coefficient rounds to 0: z2 is still pushed to -1000 to make room for z1.
     torch.testing.assert_close(big(torch.tensor([1e6, 1.0, 1e-6])), torch.tensor([1000.0, 2.0, -1000.0]))
 
@@ -117,7 +117,7 @@ def market_split(seed: int = 0, n: int = 40, m: int = 4):
 @pytest.mark.parametrize("backend", ["scip", "cp-sat", GUROBI])
 def test_time_limit_without_a_solution(backend):
     A_eq, b_eq = market_split()
-    solver = ILP(A_eq=A_eq, b_eq=b_eq, time_limit=0.05, backend=backend)
+    solver = ILP(sense="max", A_eq=A_eq, b_eq=b_eq, time_limit=0.05, backend=backend)
     with pytest.raises(SolverError, match=r"instance 0: time limit of 0.05 s reached before any feasible solution"):
         solver(torch.ones(40))
 
@@ -134,26 +134,28 @@ def test_limit_reached_with_an_incumbent_raises_or_warns(backend, stop_early):
     rng = np.random.default_rng(1)
     A, b = rng.integers(1, 30, (3, 25)).astype(float), np.full(3, 100.0)
     theta = torch.from_numpy(rng.uniform(1, 2, 25))
-    strict = ILP(A=A, b=b, backend=backend, parameters=stop_early)
+    strict = ILP(sense="max", A=A, b=b, backend=backend, parameters=stop_early)
     with pytest.raises(SolverError, match=r"stopped by a limit .*before optimality .*on_time_limit='incumbent'"):
         strict(theta)
-    lenient = ILP(A=A, b=b, backend=backend, parameters=stop_early, on_time_limit="incumbent")
+    lenient = ILP(sense="max", A=A, b=b, backend=backend, parameters=stop_early, on_time_limit="incumbent")
     with pytest.warns(RuntimeWarning, match="returning the incumbent"):
         z = lenient(theta).numpy()
-    assert satisfies(z, A, b) and float(theta.numpy() @ z) <= float(theta.numpy() @ ILP(A=A, b=b)(theta).numpy())
+    assert satisfies(z, A, b) and float(theta.numpy() @ z) <= float(
+        theta.numpy() @ ILP(sense="max", A=A, b=b)(theta).numpy()
+    )
 
 
 @pytest.mark.parametrize("backend", ["scip", "cp-sat", GUROBI])
 def test_infeasible_and_unbounded(backend):
     with pytest.raises(SolverError, match="solver 'ilp', instance 1: the ILP is infeasible"):
-        ILP(A=[[1.0, 1.0]], backend=backend)(torch.ones(2, 2), b=PerInstance(torch.tensor([[1.0], [-1.0]])))
+        ILP(sense="max", A=[[1.0, 1.0]], backend=backend)(torch.ones(2, 2), b=PerInstance(torch.tensor([[1.0], [-1.0]])))
     if backend == "cp-sat":  # CP-SAT needs finite bounds, so it cannot be unbounded (checked below)
         return
     with pytest.raises(SolverError, match="instance 0: the ILP is unbounded"):
-        ILP(A=[[-1.0, 0.0]], b=[0.0], upper=None, backend=backend)(torch.ones(2))
+        ILP(sense="max", A=[[-1.0, 0.0]], b=[0.0], upper=None, backend=backend)(torch.ones(2))
     # Infeasible and unbounded at once is reported as infeasible (Gurobi first says "INF_OR_UNBD").
     with pytest.raises(SolverError, match="instance 0: the ILP is infeasible"):
-        ILP(A_eq=[[1.0, 1.0]], b_eq=[0.5], lower=None, upper=None, backend=backend)(torch.ones(2))
+        ILP(sense="max", A_eq=[[1.0, 1.0]], b_eq=[0.5], lower=None, upper=None, backend=backend)(torch.ones(2))
 
 
 @pytest.mark.parametrize("backend", [GUROBI])
@@ -162,8 +164,8 @@ def test_gurobi_matches_scip_with_mixed_integrality_and_pickles(backend):
     A, b = rng.uniform(0.1, 1.0, (3, 8)), rng.uniform(1.0, 3.0, 3)
     integer = np.arange(8) % 2 == 0
     theta = torch.from_numpy(rng.normal(size=(5, 8)))
-    solver = ILP(A=A, b=b, A_eq=np.ones((1, 8)), b_eq=[2.5], integer=integer, backend=backend, threads=2)
-    reference = ILP(A=A, b=b, A_eq=np.ones((1, 8)), b_eq=[2.5], integer=integer)(theta)
+    solver = ILP(sense="max", A=A, b=b, A_eq=np.ones((1, 8)), b_eq=[2.5], integer=integer, backend=backend, threads=2)
+    reference = ILP(sense="max", A=A, b=b, A_eq=np.ones((1, 8)), b_eq=[2.5], integer=integer)(theta)
     z = solver(theta)
     torch.testing.assert_close((theta * z).sum(-1), (theta * reference).sum(-1), atol=1e-6, rtol=0)
     copy = pickle.loads(pickle.dumps(solver))  # the Gurobi environment is not pickled; the copy starts its own
@@ -173,7 +175,7 @@ def test_gurobi_matches_scip_with_mixed_integrality_and_pickles(backend):
 
 # --------------------------------------------------------------------------- context and executors
 def test_per_instance_constraints_reach_forward_and_backward_of_aimle():
-    inner = ILP(A_eq=np.ones((1, 6)), backend="cp-sat")
+    inner = ILP(sense="max", A_eq=np.ones((1, 6)), backend="cp-sat")
     seen = []
 
     class Recording:
@@ -197,7 +199,7 @@ def test_per_instance_constraints_reach_forward_and_backward_of_aimle():
 
 
 def test_constraint_data_given_only_per_call():
-    solver = difftools.get_solver("ilp")  # free 0/1 variables: z = [θ > 0]
+    solver = difftools.get_solver("ilp", sense="max")  # free 0/1 variables: z = [θ > 0]
     theta = torch.tensor([[1.0, -1.0, 2.0], [3.0, 2.0, 1.0]])
     torch.testing.assert_close(solver(theta), (theta > 0).float())
     A = PerInstance(torch.tensor([[[1.0, 1.0, 1.0]], [[1.0, 0.0, 1.0]]]))
@@ -208,9 +210,9 @@ def test_process_pool_matches_sequential_and_pickles():
     rng = np.random.default_rng(2)
     A, caps = rng.integers(1, 10, (1, 8)).astype(float), torch.from_numpy(rng.integers(5, 20, (10, 1)).astype(float))
     theta = torch.from_numpy(rng.normal(size=(10, 8)))
-    expected = ILP(A=A)(theta, b=PerInstance(caps))
+    expected = ILP(sense="max", A=A)(theta, b=PerInstance(caps))
     with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
-        parallel = ILP(A=A, executor=pool, chunksize=3)
+        parallel = ILP(sense="max", A=A, executor=pool, chunksize=3)
         torch.testing.assert_close(parallel(theta, b=PerInstance(caps)), expected)
         with pytest.raises(SolverError, match="instance 4: the ILP is infeasible"):
             parallel(theta, b=PerInstance(torch.where(torch.arange(10)[:, None] == 4, -1.0, caps)))
@@ -220,7 +222,7 @@ def test_process_pool_matches_sequential_and_pickles():
 
 def test_learns_through_aimle():
     rng = np.random.default_rng(0)
-    solver = ILP(A=rng.integers(1, 10, (1, 8)).astype(float), backend="cp-sat")
+    solver = ILP(sense="max", A=rng.integers(1, 10, (1, 8)).astype(float), backend="cp-sat")
     caps = PerInstance(torch.from_numpy(rng.integers(8, 25, (8, 1)).astype(float)))
     before, after = fit_through_aimle(solver, (8,), batch=8, steps=25, initial_alpha=1.0, context=dict(b=caps))
     assert after <= before / 4, (before, after)
@@ -229,41 +231,41 @@ def test_learns_through_aimle():
 # --------------------------------------------------------------------------- bad input
 def test_bad_constraint_data():
     with pytest.raises(ValueError, match=r"b must be a scalar or have shape \(2,\), got shape \(3,\)"):
-        ILP(A=np.ones((2, 4)), b=np.ones(3))
+        ILP(sense="max", A=np.ones((2, 4)), b=np.ones(3))
     with pytest.raises(ValueError, match="A must be a 2-D"):
-        ILP(A=np.ones(4), b=[1.0])
+        ILP(sense="max", A=np.ones(4), b=[1.0])
     with pytest.raises(ValueError, match="A contains NaN or Inf"):
-        ILP(A=[[1.0, np.nan]], b=[1.0])
+        ILP(sense="max", A=[[1.0, np.nan]], b=[1.0])
     with pytest.raises(ValueError, match=r"lower > upper for variable\(s\) \[1\]"):
-        ILP(lower=np.array([0.0, 2.0]), upper=1.0)
+        ILP(sense="max", lower=np.array([0.0, 2.0]), upper=1.0)
     with pytest.raises(ValueError, match="integer must be a bool"):
-        ILP(A=np.ones((1, 2)), b=[1.0], integer=[1, 0])
+        ILP(sense="max", A=np.ones((1, 2)), b=[1.0], integer=[1, 0])
     with pytest.raises(ValueError, match="A is given but b is not; they go together"):
-        ILP(A=np.ones((1, 3)))(torch.ones(3))
+        ILP(sense="max", A=np.ones((1, 3)))(torch.ones(3))
     with pytest.raises(SolverError, match=r"instance 0: raised ValueError: A has shape \(1, 2\), expected 3 columns"):
-        ILP()(torch.ones(3), A=np.ones((1, 2)), b=[1.0])
+        ILP(sense="max")(torch.ones(3), A=np.ones((1, 2)), b=[1.0])
 
 
 def test_bad_theta_options_and_context():
-    solver = ILP(A=np.ones((1, 3)), b=[1.0])
-    with pytest.raises(ValueError, match=r"θ has shape \(2, 4\), expected \[\*, n\] objective coefficients .*\[3\]"):
+    solver = ILP(sense="max", A=np.ones((1, 3)), b=[1.0])
+    with pytest.raises(ValueError, match=r"θ has 4 entries per instance .* n=3 variables \(A has shape \(1, 3\)\)"):
         solver(torch.ones(2, 4))
     with pytest.raises(ValueError, match="θ contains NaN"):
         solver(torch.tensor([1.0, float("nan"), 0.0]))
     with pytest.raises(TypeError, match=r"unknown context argument\(s\) \['B'\]"):
         solver(torch.ones(3), B=[1.0])
     with pytest.raises(ValueError, match="threads > 1 needs backend='cp-sat'"):
-        ILP(threads=2)
+        ILP(sense="max", threads=2)
     with pytest.raises(ValueError, match=r"backend must be one of \['cp-sat', 'gurobi', 'scip'\]"):
-        ILP(backend="cplex")
+        ILP(sense="max", backend="cplex")
     with pytest.raises(ValueError, match="time_limit must be None or a number of seconds > 0"):
-        ILP(time_limit=0)
+        ILP(sense="max", time_limit=0)
     with pytest.raises(ValueError, match="on_time_limit must be 'raise' or 'incumbent'"):
-        ILP(on_time_limit="warn")
+        ILP(sense="max", on_time_limit="warn")
     with pytest.raises(SolverError, match="backend='cp-sat' needs integer-valued A"):
-        ILP(A=[[0.5, 1.0, 1.0]], b=[1.0], backend="cp-sat")(torch.ones(3))
+        ILP(sense="max", A=[[0.5, 1.0, 1.0]], b=[1.0], backend="cp-sat")(torch.ones(3))
     with pytest.raises(SolverError, match="backend='cp-sat' needs finite lower and upper bounds"):
-        ILP(upper=None, backend="cp-sat")(torch.ones(3))
-    assert repr(ILP(A=np.ones((2, 3)), b=np.ones(2), backend="cp-sat", threads=2, time_limit=1)) == (
+        ILP(sense="max", upper=None, backend="cp-sat")(torch.ones(3))
+    assert repr(ILP(sense="max", A=np.ones((2, 3)), b=np.ones(2), backend="cp-sat", threads=2, time_limit=1)) == (
         "ILP(n=3, sense='max', backend='cp-sat', A_rows=2, time_limit=1, on_time_limit='raise', threads=2)"
     )

@@ -148,7 +148,8 @@ def test_process_pool_and_pickling():
 
 
 def test_learns_through_aimle():
-    solver = ShortestPath(nx.grid_2d_graph(4, 4), (0, 0), (3, 3))
+    # An undirected grid has cycles: noise pushes costs below 0, which only clamping keeps solvable.
+    solver = ShortestPath(nx.grid_2d_graph(4, 4), (0, 0), (3, 3), negative="clamp")
     # initial_alpha skips AIMLE's warm-up (from α = 0 at η = 1e-3 per step), which 40 steps can't cover.
     before, after = fit_through_aimle(
         solver, (solver.num_edges,), steps=40, lr=0.1, transform=F.softplus, initial_alpha=0.5
@@ -177,10 +178,99 @@ def test_negative_weights_raise_or_clamp():
     strict = ShortestPath(nx.path_graph(4), 0, 3, negative="raise")
     with pytest.raises(ValueError, match=r"negative edge weights \(min -2\).*negative='clamp'"):
         strict(torch.tensor([1.0, -2.0, 1.0]))
-    clamped = ShortestPath(nx.cycle_graph(4), 0, 2)  # clamps by default  # edges (0,1),(0,3),(1,2),(2,3)
+    clamped = ShortestPath(nx.cycle_graph(4), 0, 2, negative="clamp")  # edges (0,1),(0,3),(1,2),(2,3)
     torch.testing.assert_close(clamped(torch.tensor([-5.0, 0.5, -1.0, 0.2])), torch.tensor([1.0, 0, 1, 0]))
-    with pytest.raises(ValueError, match="negative must be 'raise' or 'clamp'"):
+    with pytest.raises(ValueError, match="negative must be 'exact', 'raise' or 'clamp'"):
         ShortestPath(nx.path_graph(3), negative="ignore")
+
+
+def brute_force_cost(graph: nx.Graph, weights: np.ndarray, source, target) -> float | None:
+    """The cheapest simple source–target path by enumeration (None: no path)."""
+    index = {e: i for i, e in enumerate(graph.edges())}
+    costs = [
+        sum(weights[index[(u, v)]] for u, v in zip(path, path[1:]))
+        for path in nx.all_simple_paths(graph, source, target)
+    ] + ([0.0] if source == target else [])
+    return min(costs) if costs else None
+
+
+@st.composite
+def dags_with_signed_weights(draw):
+    n = draw(st.integers(2, 7))
+    pairs = [(u, v) for u in range(n) for v in range(u + 1, n)]
+    chosen = draw(st.lists(st.sampled_from(pairs), min_size=1, max_size=len(pairs), unique=True))
+    # Shuffled node labels: the solver must find the topological order, not assume 0..n-1 is one.
+    labels = draw(st.permutations(range(n)))
+    graph = nx.DiGraph()
+    graph.add_nodes_from(range(n))
+    graph.add_edges_from((labels[u], labels[v]) for u, v in chosen)
+    weights = draw(st.lists(st.integers(-5, 5), min_size=len(chosen), max_size=len(chosen)))
+    return graph, np.asarray(weights, dtype=np.float64), draw(st.integers(0, n - 1)), draw(st.integers(0, n - 1))
+
+
+@settings(max_examples=80, deadline=None)
+@given(dags_with_signed_weights())
+def test_negative_costs_on_a_dag_are_exact(case):
+    graph, weights, source, target = case
+    best = brute_force_cost(graph, weights, source, target)
+    solver = ShortestPath(graph, source, target)
+    if best is None:
+        with pytest.raises(SolverError, match=f"no path from {source} to {target}"):
+            solver(torch.tensor(weights))
+        return
+    z = solver(torch.tensor(weights)).numpy()
+    assert path_edges_are_a_path(graph, list(graph.edges()), z, source, target)
+    assert float(weights @ z) == best
+
+
+@st.composite
+def digraphs_without_negative_cycles(draw):
+    """Cyclic digraphs whose negative edges cannot form a negative cycle: w(u, v) = c + p(u) − p(v), c ≥ 0."""
+    n = draw(st.integers(3, 6))
+    pairs = [(u, v) for u in range(n) for v in range(n) if u != v]
+    chosen = draw(st.lists(st.sampled_from(pairs), min_size=3, max_size=len(pairs), unique=True))
+    graph = nx.DiGraph(chosen)
+    graph.add_nodes_from(range(n))
+    potential = draw(st.lists(st.integers(-6, 6), min_size=n, max_size=n))
+    base = draw(st.lists(st.integers(0, 4), min_size=len(chosen), max_size=len(chosen)))
+    weights = [c + potential[u] - potential[v] for c, (u, v) in zip(base, graph.edges())]
+    return graph, np.asarray(weights, dtype=np.float64), draw(st.integers(0, n - 1)), draw(st.integers(0, n - 1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(digraphs_without_negative_cycles())
+def test_negative_costs_without_negative_cycles_are_exact(case):
+    graph, weights, source, target = case
+    best = brute_force_cost(graph, weights, source, target)
+    solver = ShortestPath(graph, source, target)
+    if best is None:
+        with pytest.raises(SolverError, match="no path"):
+            solver(torch.tensor(weights))
+        return
+    z = solver(torch.tensor(weights)).numpy()
+    assert path_edges_are_a_path(graph, list(graph.edges()), z, source, target)
+    assert float(weights @ z) == pytest.approx(best)
+
+
+def test_negative_cycle_is_an_error_not_a_clamp():
+    cyclic = nx.DiGraph([(0, 1), (1, 2), (2, 0), (2, 3)])
+    solver = ShortestPath(cyclic, 0, 3)
+    with pytest.raises(SolverError, match=r"instance 0: the edge costs have a negative cycle.*negative='clamp'"):
+        solver(torch.tensor([1.0, -3.0, 1.0, 1.0]))  # 0 -> 1 -> 2 -> 0 costs -1
+    undirected = ShortestPath(nx.path_graph(3), 0, 2)
+    with pytest.raises(SolverError, match="an undirected edge with a negative cost is itself a negative cycle"):
+        undirected(torch.tensor([1.0, -1.0]))
+
+
+def test_clamping_was_wrong_on_a_dag():
+    """The bug of issue 14: 0 -> 1 -> 3 costs 2 − 5 = −3, but clamped it looked worse than 0 -> 2 -> 3 (1 + 0)."""
+    cost = {(0, 1): 2.0, (1, 3): -5.0, (0, 2): 1.0, (2, 3): 0.0}
+    dag = nx.DiGraph(list(cost))
+    edges = list(dag.edges())
+    weights = torch.tensor([cost[e] for e in edges])
+    via_1 = torch.tensor([float(e in ((0, 1), (1, 3))) for e in edges])
+    torch.testing.assert_close(ShortestPath(dag, 0, 3)(weights), via_1)
+    torch.testing.assert_close(ShortestPath(dag, 0, 3, negative="clamp")(weights), 1.0 - via_1)
 
 
 def test_bad_graphs_nodes_and_context(path4):
@@ -204,5 +294,9 @@ def test_bad_graphs_nodes_and_context(path4):
 
 
 def test_missing_backend_names_the_extra():
-    with pytest.raises(ImportError, match=r"needs no_such_backend: pip install difftools\[graphs\]"):
+    with pytest.raises(
+        ImportError,
+        match=r'needs no_such_backend, which is not installed: pip install "difftools\[graphs\]" '
+        r'\(or, in a clone of the repository, pip install -e "\.\[graphs\]"\)',
+    ):
         import_optional("no_such_backend.sub", "graphs", "shortest_path")
