@@ -148,7 +148,8 @@ def test_limit_reached_with_an_incumbent_raises_or_warns(backend, stop_early):
 @pytest.mark.parametrize("backend", ["scip", "cp-sat", GUROBI])
 def test_infeasible_and_unbounded(backend):
     with pytest.raises(SolverError, match="solver 'ilp', instance 1: the ILP is infeasible"):
-        ILP(sense="max", A=[[1.0, 1.0]], backend=backend)(torch.ones(2, 2), b=PerInstance(torch.tensor([[1.0], [-1.0]])))
+        solver = ILP(sense="max", A=[[1.0, 1.0]], backend=backend)
+        solver(torch.ones(2, 2), b=PerInstance(torch.tensor([[1.0], [-1.0]])))
     if backend == "cp-sat":  # CP-SAT needs finite bounds, so it cannot be unbounded (checked below)
         return
     with pytest.raises(SolverError, match="instance 0: the ILP is unbounded"):

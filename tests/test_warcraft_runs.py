@@ -113,7 +113,10 @@ def test_full_command_generates_trains_continues_and_reports(tmp_path, monkeypat
     table = (tmp_path / "report" / "t.md").read_text().splitlines()
     rows = {line.split(" | ")[0].lstrip("| "): line for line in table[2:]}
     assert set(rows) == {"AIMLE (central)", "Blackbox"}
-    assert " | 0, 1 | 1/2 | bf16 | " in rows["AIMLE (central)"] and " ± " in rows["AIMLE (central)"]
+    assert (
+        " | c = 16, η = 0.01, no noise | 0, 1 | 1/2 | bf16 | " in rows["AIMLE (central)"]
+        and " ± " in rows["AIMLE (central)"]
+    )
     summary = json.loads((tmp_path / "report" / "t.json").read_text())
     assert len(summary) == 3 and all(r["elapsed_seconds"] > 0 for r in summary)
     assert (tmp_path / "report" / "t_curves.png").read_bytes()[:4] == b"\x89PNG"

@@ -10,7 +10,7 @@ from pathlib import Path
 from examples import run_files
 from examples.warcraft.train import BEST, CHECKPOINT, LOG, TrainConfig, evaluate_run
 
-__all__ = ["METRICS", "collect_runs", "summary_table", "write_report"]
+__all__ = ["METRICS", "describe_settings", "collect_runs", "summary_table", "write_report"]
 
 # (key in test_metrics.json, column header, shown as a percentage)
 METRICS = (
@@ -20,6 +20,25 @@ METRICS = (
     ("regret", "regret", False),
     ("hamming_accuracy", "Hamming acc.", True),
 )
+
+
+def describe_settings(config: TrainConfig) -> str:
+    """The method's own hyper-parameters in a few words, e.g. ``c = 16, η = 0.01, no noise``."""
+    noise = "no noise" if config.noise == "none" else f"{config.noise} τ = {config.noise_temperature:g}"
+    if config.method == "aimle":
+        parts = [f"c = {config.target_nnz:g}", f"η = {config.aimle_step:g}", noise]
+        if config.aimle_controller != "paper":
+            parts.append(f"{config.aimle_controller} controller")
+        if getattr(config, "lam_scope", "example") != "example":
+            parts.append(f"λ per {config.lam_scope}")
+        return ", ".join(parts)
+    if config.method == "imle":
+        return f"λ = {config.lam:g}, {noise}"
+    if config.method == "blackbox":
+        return f"λ = {config.lam:g}"
+    if config.method == "perturbed-fy":
+        return f"σ = {config.sigma:g}, {config.samples or 1} sample(s)"
+    return "true costs given"
 
 
 def collect_runs(runs_dir: str | Path, evaluate_missing: bool = False, device: str = "cpu") -> list[dict]:
@@ -56,6 +75,7 @@ def collect_runs(runs_dir: str | Path, evaluate_missing: bool = False, device: s
             {
                 "run": str(run),
                 "method": config.label,
+                "settings": describe_settings(config),
                 "seed": config.seed,
                 "precision": config.precision,
                 "epochs": int(checkpoint["epoch"]),
@@ -68,7 +88,7 @@ def collect_runs(runs_dir: str | Path, evaluate_missing: bool = False, device: s
         )
     if not records:
         raise FileNotFoundError(f"no runs (folders with {CHECKPOINT}) under {runs_dir}")
-    return sorted(records, key=lambda r: (r["method"], r["seed"]))
+    return sorted(records, key=lambda r: (r["method"], r["settings"], r["seed"]))
 
 
 def _mean_std(values: list[float], percent: bool) -> str:
@@ -101,11 +121,12 @@ def summary_table(runs: list[dict]) -> str:
     validation accuracy (model selection on the validation maps). The wall-time column lists each
     seed's minutes of training and validation; a ``*`` marks a run whose log has only the training time.
     """
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
     for r in runs:
-        groups[r["method"], r["precision"]].append(r)
+        groups[r["method"], r["settings"], r["precision"]].append(r)
     header = [
         "method",
+        "settings",
         "seeds",
         "epochs",
         "precision",
@@ -114,9 +135,10 @@ def summary_table(runs: list[dict]) -> str:
         "wall time (min, per seed)",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for (method, precision), group in groups.items():
+    for (method, settings, precision), group in groups.items():
         cells = [
             method,
+            settings,
             ", ".join(str(r["seed"]) for r in group),
             "/".join(sorted({str(r["epochs"]) for r in group})),
             precision,
@@ -141,6 +163,11 @@ def write_report(runs: list[dict], out_dir: str | Path, name: str, title: str = 
     curves: dict[str, list[list[dict]]] = defaultdict(list)
     precisions = {r["precision"] for r in runs}
     for r in runs:
-        curves[r["method"] + (f", {r['precision']}" if len(precisions) > 1 else "")].append(r["history"])
+        label = r["method"] + (f", {r['precision']}" if len(precisions) > 1 else "")
+        curves[
+            label
+            if len({x["settings"] for x in runs if x["method"] == r["method"]}) == 1
+            else f"{label}, {r['settings']}"
+        ].append(r["history"])
     figure = plot_runs(dict(curves), out_dir / f"{name}_curves.png", title=title)
     return [table, summary, figure]
