@@ -13,7 +13,8 @@ instance of our solver and of a baseline, and their ratio (baseline / ours, > 1 
 faster). Our batched solvers are timed on the whole batch, best of a few repeats, divided by the
 batch size; baselines are timed instance by instance, best of a few repeats each, averaged (best
 of repeats filters out preemption on a shared machine, for both alike). Slow baselines are timed
-on a subset of the instances; the row says how many.
+on a subset of the instances; the row says how many. Grid rows repeat this in interleaved rounds
+and report the median of each time over the rounds.
 
 The grid rows use a lean heapq Dijkstra (:func:`lean_dijkstra`, what a careful Python user would
 write) and networkx as baselines, never the labelling :func:`solvers.grid_shortest_path.dijkstra`
@@ -203,33 +204,38 @@ def bench_grid_shortest_path(
     quick: bool,
     cases: tuple[tuple[int, int], ...] = ((12, 70), (12, 1024), (30, 70), (30, 1024)),
     baseline_maps: int | None = None,
+    rounds: int | None = None,
 ) -> list[Row]:
     """GridShortestPath (distances and path masks of the whole batch) vs lean heapq Dijkstra and networkx per map.
 
     A third row per case times the labelling ``dijkstra`` against the lean one (interleaved with
     the other baselines on the same maps): the factor by which that reference is the slower baseline.
+    Our solver and the baselines take turns for ``rounds`` rounds (default 3, 1 with ``quick``);
+    each row gives the median over rounds of each time, so a load change during the run hits both.
     """
     repeats = 2 if quick else 5
+    rounds = rounds or (1 if quick else 3)
     solver = GridShortestPath()
     rows = []
     for side, batch in cases:
         costs = warcraft_costs(batch, side)
         theta = torch.tensor(costs, dtype=torch.float32, device=device)
-        ours = best_time(partial(solver.solve, theta), repeats, device, budget_s=0.1 if quick else 1.0) / batch
-        # The Python baselines cost ~2 ms (12x12) to ~15 ms (30x30) per map: time a subset.
+        # The Python baselines cost ~0.1 ms (lean, 12x12) to ~12 ms (labelling, 30x30) per map: time a subset.
         timed = min(batch, baseline_maps or (10 if quick else max(10, 30_000 // side**2)))
         subset = costs[:timed]
         graph = grid_graph(side)
         check_grid_costs(solver, subset[:5], graph)
-        baseline_repeats = 1 if quick else 3
-        lean, networkx, labelling = best_times_each(
-            [lean_dijkstra, partial(networkx_grid_path, graph), dijkstra], subset, baseline_repeats
-        )
-        case, maps = f"{side}x{side}, B={batch}", f"{timed} maps"
+        baselines = [lean_dijkstra, partial(networkx_grid_path, graph), dijkstra]
+        times = []  # per round: ours, lean, networkx, labelling (seconds per map)
+        for _ in range(rounds):
+            ours = best_time(partial(solver.solve, theta), repeats, device, budget_s=0.1 if quick else 1.0) / batch
+            times.append([ours, *best_times_each(baselines, subset, 1 if quick else 3)])
+        ours, lean, networkx, labelling = (float(t) * 1e3 for t in np.median(times, axis=0))
+        case, maps = f"{side}x{side}, B={batch}", f"{timed} maps, {rounds} rounds"
         section = "grid_shortest_path"
-        rows.append(Row(section, case, ours * 1e3, "lean heapq dijkstra", lean * 1e3, maps))
-        rows.append(Row(section, case, ours * 1e3, "networkx dijkstra", networkx * 1e3, maps))
-        rows.append(Row(section, case, lean * 1e3, "labelling dijkstra", labelling * 1e3, maps, ours="lean heapq"))
+        rows.append(Row(section, case, ours, "lean heapq dijkstra", lean, maps))
+        rows.append(Row(section, case, ours, "networkx dijkstra", networkx, maps))
+        rows.append(Row(section, case, lean, "labelling dijkstra", labelling, maps, ours="lean heapq"))
     return rows
 
 

@@ -71,7 +71,7 @@ def test_lean_dijkstra_on_a_map_with_a_known_path():
 
 
 def test_sections_produce_rows_with_ratios():
-    rows = bench_grid_shortest_path("cpu", quick=True, cases=((5, 3),), baseline_maps=2)
+    rows = bench_grid_shortest_path("cpu", quick=True, cases=((5, 3),), baseline_maps=2, rounds=2)
     rows += bench_spanning_tree("cpu", quick=True, cases=((4, 3),), baseline_instances=2)
     assert [(r.section, r.ours, r.baseline) for r in rows] == [
         ("grid_shortest_path", "ours", "lean heapq dijkstra"),
@@ -83,5 +83,5 @@ def test_sections_produce_rows_with_ratios():
     assert rows[2].ours_ms == rows[0].baseline_ms
     assert all(r.ours_ms > 0 and r.baseline_ms > 0 and r.ratio > 0 for r in rows)
     table = format_rows(rows)
-    assert "5x5, B=3" in table and "labelling dijkstra" in table
+    assert "5x5, B=3" in table and "labelling dijkstra" in table and "2 maps, 2 rounds" in table
     assert set(SECTIONS) >= {"grid_shortest_path", "spanning_tree"}
