@@ -177,7 +177,7 @@ AIMLE_PRESETS: dict[str, dict[str, Any]] = {
 class AIMLE(FiniteDifference):
     """Adaptive Implicit MLE (Minervini, Franceschi & Niepert, AAAI 2023, Algorithm 1).
 
-    The step is set per example from the perturbation magnitude (Eq. 8)::
+    The step is set per example (``lam_scope="example"``) from the perturbation magnitude (Eq. 8)::
 
         λ_b = α · mean_s( ‖θ_b‖₂ / ‖∇f_{s,b}‖₂ )
 
@@ -195,10 +195,19 @@ class AIMLE(FiniteDifference):
     and ḡ a single process would compute on the concatenated batch (see ``docs/scaling-out.md``);
     without an initialised process group there is no collective.
 
-    **Controllers.** ``controller="paper"`` (the default) is Eq. 10 above. Because α moves by a
-    fixed η per step it needs a long warm-up: from α = 0 it takes α*/η steps to reach the α* that
-    gives ``target_nnz`` (about 500 steps for α* ≈ 0.5), the limitation the paper itself names.
-    ``controller="fast"`` updates α multiplicatively, i.e. additively in log space::
+    **Controllers and presets.** ``controller`` picks the α update *and* the preset that the
+    arguments left at ``None`` (``central``, ``target_nnz``, ``step``, ``decay``,
+    ``initial_alpha``, ``lam_scope``) take from :data:`AIMLE_PRESETS`; an argument passed
+    explicitly always wins. ``controller="fast"`` is the default (chosen by measurement:
+    ``docs/aimle-defaults.md``). ``controller="paper"`` is Algorithm 1 exactly: Eq. 8 per
+    example, Eq. 9, Eq. 10, α₀ = 0, ḡ₀ = 1, η = 10⁻³, γ = 0.9, c = 1, central differences.
+    Because α moves by a fixed η per step it needs a long warm-up: from α = 0 it takes α*/η
+    steps to reach the α* that gives ``target_nnz`` (about 500 steps for α* ≈ 0.5), the
+    limitation the paper itself names. ``controller="reference"`` is the authors' code
+    (torch-adaptive-imle, ``AdaptiveTargetDistribution`` defaults): Eq. 10 with a strict ``ḡ < c``,
+    α₀ = 1, η = 10⁻⁴, forward differences and one λ per batch (``lam_scope="batch"``: Eq. 8 with
+    both norms over the whole batch, ``λ = α √S ‖θ‖ / ‖∇f‖``). ``controller="fast"`` updates α
+    multiplicatively, i.e. additively in log space::
 
         α ← max(α, η) · exp(κ · clip((c − m_t) / c, −1, 1)),     κ = FAST_GAIN = 0.5
 
@@ -214,7 +223,7 @@ class AIMLE(FiniteDifference):
     steps; η stays the resolution of α and the restart point (α = 0 is a fixed point of any
     multiplicative rule). Near the root the log-α fluctuations have standard deviation about
     σ_m · √(κ/2) for a relative count noise σ_m (≈ 0.1 with 100 samples of one instance), i.e.
-    a few percent of α. ḡ is still updated by Eq. 9 for monitoring. Both controllers keep the
+    a few percent of α. ḡ is still updated by Eq. 9 for monitoring. All controllers keep the
     same buffers, ``state_dict`` and all-reduced statistics.
     """
 
