@@ -40,8 +40,8 @@ class CountingAIMLE(dt.AIMLE):
 
     def __init__(self, solver: Any, *, count: str = "sample", **kwargs: Any):
         super().__init__(solver, **kwargs)
-        if count not in ("sample", "example", "entry"):
-            raise ValueError(f"CountingAIMLE: count must be 'sample', 'example' or 'entry', got {count!r}")
+        if count not in ("sample", "example", "entry", "nonzero"):
+            raise ValueError(f"CountingAIMLE: count must be 'sample', 'example', 'entry' or 'nonzero', got {count!r}")
         self.count = count
 
     def _observe(self, diff: Tensor) -> None:
@@ -49,6 +49,11 @@ class CountingAIMLE(dt.AIMLE):
             return super()._observe(diff)
         event = self.solver.event_dim
         instances = math.prod(diff.shape[1 : diff.dim() - event])
+        if self.count == "nonzero":  # the fraction of (sample, example) pairs with any non-zero entry
+            flat = diff.reshape(diff.shape[0] * instances, -1)
+            with torch.no_grad():
+                self._update_controller(torch.count_nonzero((flat != 0).any(1)), flat.shape[0])
+            return
         if self.count == "example":  # entries where any sample's difference is non-zero
             nonzero = torch.count_nonzero((diff != 0).any(0))
         else:  # the fraction of non-zero entries, summed per instance (÷ instances in the update)
@@ -71,14 +76,22 @@ def make_aimle(solver: Any, config: dict[str, Any], **extra: Any) -> dt.AIMLE:
 SYNTHETIC_CONFIGS: list[dict[str, Any]] = [
     {"name": "paper (Algorithm 1)", "controller": "paper"},
     {"name": "paper, α₀ = 1", "controller": "paper", "initial_alpha": 1.0},
-    {"name": "fast", "controller": "fast"},
-    {"name": "fast, forward", "controller": "fast", "central": False},
+    {"name": "fast", "controller": "fast", "initial_alpha": 0.0},
+    {"name": "fast, forward", "controller": "fast", "initial_alpha": 0.0, "central": False},
     {"name": "fast, α₀ = 1", "controller": "fast", "initial_alpha": 1.0},
-    {"name": "fast, λ per batch", "controller": "fast", "lam_scope": "batch"},
-    {"name": "fast, count per example", "controller": "fast", "count": "example"},
-    {"name": "fast, count per entry (c = 1/n)", "controller": "fast", "count": "entry", "target_nnz": 0.02},
-    {"name": "fast, c = 2", "controller": "fast", "target_nnz": 2.0},
-    {"name": "fast, c = 0.5", "controller": "fast", "target_nnz": 0.5},
+    {"name": "fast, λ per batch", "controller": "fast", "initial_alpha": 0.0, "lam_scope": "batch"},
+    {"name": "fast, count per example", "controller": "fast", "initial_alpha": 0.0, "count": "example"},
+    {
+        "name": "fast, count per entry (c = 1/n)",
+        "controller": "fast",
+        "initial_alpha": 0.0,
+        "count": "entry",
+        "target_nnz": 0.02,
+    },
+    {"name": "fast, Normal noise", "controller": "fast", "initial_alpha": 0.0, "noise": dt.Normal()},
+    {"name": "fast, c = 2", "controller": "fast", "initial_alpha": 0.0, "target_nnz": 2.0},
+    {"name": "fast, P(g ≠ 0) = 0.9", "controller": "fast", "initial_alpha": 0.0, "count": "nonzero", "target_nnz": 0.9},
+    {"name": "fast, c = 0.5", "controller": "fast", "initial_alpha": 0.0, "target_nnz": 0.5},
 ]
 
 
@@ -186,25 +199,47 @@ def imle_best(
 PYEPO_CONFIGS: list[dict[str, Any]] = [
     {"name": "paper (Algorithm 1)", "controller": "paper"},
     {"name": "paper, α₀ = 1", "controller": "paper", "initial_alpha": 1.0},
-    {"name": "fast", "controller": "fast"},
-    {"name": "fast, forward", "controller": "fast", "central": False},
+    {"name": "fast", "controller": "fast", "initial_alpha": 0.0},
+    {"name": "fast, forward", "controller": "fast", "initial_alpha": 0.0, "central": False},
     {"name": "fast, α₀ = 1", "controller": "fast", "initial_alpha": 1.0},
-    {"name": "fast, λ per batch", "controller": "fast", "lam_scope": "batch"},
-    {"name": "fast, c = 4", "controller": "fast", "target_nnz": 4.0},
-    {"name": "fast, c = 16", "controller": "fast", "target_nnz": 16.0},
-    {"name": "fast, SoG(5)", "controller": "fast", "noise": "sog"},
-    {"name": "fast, Normal", "controller": "fast", "noise": "normal"},
-    {"name": "fast, no noise", "controller": "fast", "noise": None},
-    {"name": "fast, +ε on costs", "controller": "fast", "noise": "gumbel+"},
-    {"name": "fast, S = 10", "controller": "fast", "samples": 10},
-    {"name": "fast, S = 10, count per example", "controller": "fast", "samples": 10, "count": "example"},
+    {"name": "fast, λ per batch", "controller": "fast", "initial_alpha": 0.0, "lam_scope": "batch"},
+    {"name": "fast, c = 4", "controller": "fast", "initial_alpha": 0.0, "target_nnz": 4.0},
+    {"name": "fast, c = 16", "controller": "fast", "initial_alpha": 0.0, "target_nnz": 16.0},
+    {"name": "fast, SoG(5)", "controller": "fast", "initial_alpha": 0.0, "noise": "sog"},
+    {"name": "fast, Normal", "controller": "fast", "initial_alpha": 0.0, "noise": "normal"},
+    {"name": "fast, no noise", "controller": "fast", "initial_alpha": 0.0, "noise": None},
+    {"name": "fast, +ε on costs", "controller": "fast", "initial_alpha": 0.0, "noise": "gumbel+"},
+    {"name": "fast, P(g ≠ 0) = 0.5", "controller": "fast", "initial_alpha": 0.0, "count": "nonzero", "target_nnz": 0.5},
+    {"name": "fast, P(g ≠ 0) = 0.9", "controller": "fast", "initial_alpha": 0.0, "count": "nonzero", "target_nnz": 0.9},
+    {
+        "name": "fast, S = 10, P(g ≠ 0) = 0.9",
+        "controller": "fast",
+        "initial_alpha": 0.0,
+        "count": "nonzero",
+        "target_nnz": 0.9,
+        "samples": 10,
+    },
+    {"name": "fast, S = 10", "controller": "fast", "initial_alpha": 0.0, "samples": 10},
+    {
+        "name": "fast, S = 10, count per example",
+        "controller": "fast",
+        "initial_alpha": 0.0,
+        "samples": 10,
+        "count": "example",
+    },
     {
         "name": "fast, S = 10, count per entry",
         "controller": "fast",
+        "initial_alpha": 0.0,
         "samples": 10,
         "count": "entry",
         "target_nnz": 0.05,
     },
+    {"name": "fixed α = 1 (paper, η = 1e-9, α₀ = 1)", "controller": "paper", "initial_alpha": 1.0, "step": 1e-9},
+    {"name": "fixed α = 1, S = 10", "controller": "paper", "initial_alpha": 1.0, "step": 1e-9, "samples": 10},
+    {"name": "fixed α = 0.3, S = 10", "controller": "paper", "initial_alpha": 0.3, "step": 1e-9, "samples": 10},
+    {"name": "paper, α₀ = 1, S = 10", "controller": "paper", "initial_alpha": 1.0, "samples": 10},
+    {"name": "fast, α₀ = 1, S = 10", "controller": "fast", "initial_alpha": 1.0, "samples": 10},
     {
         "name": "PyEPO-like: paper, α₀ = 1, forward, SoG(5), S = 10, λ per batch",
         "controller": "paper",
@@ -214,6 +249,43 @@ PYEPO_CONFIGS: list[dict[str, Any]] = [
         "samples": 10,
         "lam_scope": "batch",
     },
+    {
+        "name": "PyEPO-like, but central",
+        "controller": "paper",
+        "initial_alpha": 1.0,
+        "central": True,
+        "noise": "sog",
+        "samples": 10,
+        "lam_scope": "batch",
+    },
+    {
+        "name": "PyEPO-like, but Gumbel",
+        "controller": "paper",
+        "initial_alpha": 1.0,
+        "central": False,
+        "noise": "gumbel",
+        "samples": 10,
+        "lam_scope": "batch",
+    },
+    {
+        "name": "PyEPO-like, but λ per example",
+        "controller": "paper",
+        "initial_alpha": 1.0,
+        "central": False,
+        "noise": "sog",
+        "samples": 10,
+        "lam_scope": "example",
+    },
+    {
+        "name": "PyEPO-like, but fast controller",
+        "controller": "fast",
+        "initial_alpha": 1.0,
+        "central": False,
+        "noise": "sog",
+        "samples": 10,
+        "lam_scope": "batch",
+    },
+    {"name": "defaults, forward, SoG(5)", "controller": "fast", "central": False, "noise": "sog"},
 ]
 
 
@@ -224,6 +296,8 @@ def _noise(spec: Any, sense: str) -> Any:
         return dt.SumOfGamma(5)
     if spec == "normal":
         return dt.Normal()
+    if spec == "gumbel":
+        return dt.Gumbel()
     if spec == "gumbel+":  # +ε on the costs of a min problem: −ε in max form
         return CostSideNoise(dt.Gumbel()) if sense == "min" else dt.Gumbel()
     return spec  # None (no noise)

@@ -152,7 +152,7 @@ AIMLE_PRESETS: dict[str, dict[str, Any]] = {
         "target_nnz": 1.0,
         "step": 1e-3,
         "decay": 0.9,
-        "initial_alpha": 0.0,
+        "initial_alpha": 1.0,
         "lam_scope": "example",
     },
     "paper": {
