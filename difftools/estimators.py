@@ -106,6 +106,8 @@ class FiniteDifference(PerturbAndMAP):
         self._observe(diff)
         # 1/scale where λ > 0 and 0 where λ = 0 (no step taken, so no gradient — never NaN).
         inverse = torch.where(scale > 0, scale.reciprocal(), 0.0)
+        if samples == 1:  # no mean over one sample: saves a full pass (and returns a fresh tensor, not a view)
+            return diff[0] * inverse.squeeze(0)
         return (diff * inverse).mean(0)
 
     def _step(self, theta: Tensor, grad_f: Tensor) -> Tensor:
@@ -313,6 +315,9 @@ class AIMLE(FiniteDifference):
         grad_norm = event_norm(grad_f, event_dim)  # [S, *batch, 1...]
         theta_norm = event_norm(theta, event_dim).unsqueeze(0)
         nonzero = grad_norm > 0
+        if grad_f.shape[0] == 1:
+            # One sample: no mean over samples. ‖θ‖/0 (inf or NaN) only appears where `where` drops it.
+            return self.alpha.to(theta.dtype) * torch.where(nonzero, theta_norm / grad_norm, 0.0)
         ratio = torch.where(nonzero, theta_norm / torch.where(nonzero, grad_norm, 1.0), 0.0)
         count = nonzero.sum(0, keepdim=True).clamp_min(1)
         return self.alpha.to(theta.dtype) * ratio.sum(0, keepdim=True) / count
@@ -347,18 +352,28 @@ class AIMLE(FiniteDifference):
         def keep_unseen(new: Tensor, old: Tensor) -> Tensor:
             return new if seen is None else torch.where(seen, new, old)
 
-        ema = self.decay * self.nnz_ema + (1.0 - self.decay) * mean_nnz
-        self.nnz_ema.copy_(keep_unseen(ema, self.nnz_ema))
+        # One process (seen is None): results go straight into the buffers (out=, in place), the
+        # same arithmetic in the same order as the guarded path, so the traces are bit-identical.
+        if seen is None:
+            ema = torch.add(self.nnz_ema * self.decay, mean_nnz * (1.0 - self.decay), out=self.nnz_ema)
+        else:
+            ema = self.decay * self.nnz_ema + (1.0 - self.decay) * mean_nnz
+            self.nnz_ema.copy_(keep_unseen(ema, self.nnz_ema))
         if self.controller == "fast":
             scale = self.target_nnz if self.target_nnz > 0 else 1.0
-            error = ((self.target_nnz - mean_nnz) / scale).clamp(-1.0, 1.0)
-            fast = self.alpha.clamp_min(self.step) * torch.exp(self.FAST_GAIN * error)
-            self.alpha.copy_(keep_unseen(fast, self.alpha))
+            gain = ((self.target_nnz - mean_nnz) / scale).clamp_(-1.0, 1.0).mul_(self.FAST_GAIN).exp_()
+            if seen is None:
+                torch.mul(self.alpha.clamp_min(self.step), gain, out=self.alpha)
+            else:
+                self.alpha.copy_(keep_unseen(self.alpha.clamp_min(self.step) * gain, self.alpha))
             return
         # Eq. 10 raises α while ḡ ≤ c; the reference code raises it only while ḡ < c.
         below = ema < self.target_nnz if self.controller == "reference" else ema <= self.target_nnz
         delta = torch.where(below, self.step, -self.step)
-        self.alpha.copy_(keep_unseen((self.alpha + delta).clamp_min(0.0), self.alpha))
+        if seen is None:
+            torch.add(self.alpha, delta, out=self.alpha).clamp_min_(0.0)
+        else:
+            self.alpha.copy_(keep_unseen((self.alpha + delta).clamp_min(0.0), self.alpha))
 
     def _extra_repr_parts(self) -> list[str]:
         parts = [

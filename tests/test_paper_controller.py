@@ -24,7 +24,7 @@ def _step(layer, theta, upstream):
 def test_fast_rule_hand_computed_trace():
     """Identity oracle: λ > 0 ⇒ all 3 entries differ, so the batch count is 0 (α = 0) or 3."""
     eta, kappa = 1e-3, dt.AIMLE.FAST_GAIN
-    layer = dt.AIMLE(identity, controller="fast", step=eta, target_nnz=4.0)
+    layer = dt.AIMLE(identity, controller="fast", step=eta, target_nnz=4.0, initial_alpha=0.0)
     theta, upstream = torch.randn(2, 3), torch.randn(2, 3)
     _step(layer, theta, upstream)  # α = 0 ⇒ λ = 0 ⇒ count 0 ⇒ error +1, restart from η
     assert layer.alpha.item() == pytest.approx(eta * math.exp(kappa))
