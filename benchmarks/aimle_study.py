@@ -6,7 +6,7 @@ shortest-path and knapsack benchmarks of :mod:`benchmarks.vs_pyepo` (normalised 
 after 10 epochs, exact fast solvers, difftools only)::
 
     python -m benchmarks.aimle_study synthetic      # a few minutes on one core
-    python -m benchmarks.aimle_study pyepo          # about ten minutes on one core (needs PyEPO)
+    python -m benchmarks.aimle_study pyepo          # about 15 minutes on one core (needs PyEPO)
     python -m benchmarks.aimle_study pyepo --quick  # 1 seed, 3 epochs
 
 Each configuration is a set of :class:`~difftools.AIMLE` arguments plus ``count``: what the

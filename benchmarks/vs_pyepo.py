@@ -5,7 +5,7 @@ Shortest path on PyEPO's 5×5 grid (40 arcs) and a 2-dimensional 0-1 knapsack, d
 from one shared initial ``Linear`` state, with Adam and the same mini-batch order, and scored by
 normalised regret on the held-out half::
 
-    python -m benchmarks.vs_pyepo                      # both problems, 3 seeds, 10 epochs
+    python -m benchmarks.vs_pyepo                      # both problems, 3 seeds, 10 epochs: ~20 min, one core
     python -m benchmarks.vs_pyepo --problem sp --seeds 0
     python -m benchmarks.vs_pyepo --tiny               # a CI smoke run: seconds
 
