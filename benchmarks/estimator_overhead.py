@@ -9,13 +9,15 @@ The ratio library / hand-written tells what the library's plumbing costs (1.0 = 
     python -m benchmarks.estimator_overhead --device cuda
     python -m benchmarks.estimator_overhead --quick       # fewer repeats
 
-Times are the best of interleaved rounds (library and baseline alternate, so both see the
-same machine load; the best round is the one least disturbed by other processes).
+Times are the median of interleaved rounds (library and baseline alternate, so both see the
+same machine load). ``--controller paper`` compares Eq. 10 instead of the default rule; the small
+case (B = 64, n = 100, k = 5) shows the fixed cost per step, the large ones the arithmetic.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -28,10 +30,14 @@ def _topk_onehot(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 class HandWritten:
-    """Central-difference AIMLE written out by hand: what the library should cost at most."""
+    """Central-difference AIMLE written out by hand: what the library should cost at most.
 
-    def __init__(self, k: int, samples: int, device: str):
-        self.k, self.samples = k, samples
+    ``controller``: ``"fast"`` (the default rule, log-space update of α from the batch count) or
+    ``"paper"`` (Eq. 10), the same rule the library layer it is compared with runs.
+    """
+
+    def __init__(self, k: int, samples: int, device: str, controller: str = "fast"):
+        self.k, self.samples, self.controller = k, samples, controller
         self.alpha = torch.tensor(0.5, device=device)
         self.ema = torch.tensor(1.0, device=device)
 
@@ -50,7 +56,10 @@ class HandWritten:
         grad = (diff / (2 * lam)).mean(0)
         nnz = (diff != 0).sum(-1).float().mean()
         self.ema = 0.9 * self.ema + 0.1 * nnz
-        self.alpha = (self.alpha + torch.where(self.ema <= 1.0, 1e-3, -1e-3)).clamp_min(0.0)
+        if self.controller == "fast":
+            self.alpha = self.alpha.clamp_min(1e-3) * torch.exp(0.5 * (1.0 - nnz).clamp(-1.0, 1.0))
+        else:
+            self.alpha = (self.alpha + torch.where(self.ema <= 1.0, 1e-3, -1e-3)).clamp_min(0.0)
         return grad
 
 
@@ -59,17 +68,25 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure(batch: int, n: int, k: int, samples: int, device: str, rounds: int, inner: int) -> dict:
+def measure(
+    batch: int, n: int, k: int, samples: int, device: str, rounds: int, inner: int, controller: str = "fast"
+) -> dict:
     torch.manual_seed(0)
     theta = torch.randn(batch, n, device=device)
     dy = torch.randn(samples, batch, n, device=device) / samples
     layers = {
         # check_finite=True (the default) costs two host synchronisations per forward+backward on a GPU.
-        check: dt.AIMLE(dt.get_solver("topk", k=k), samples=samples, central=True, initial_alpha=0.5,
-                        check_finite=check).to(device)
+        check: dt.AIMLE(
+            dt.get_solver("topk", k=k),
+            samples=samples,
+            central=True,
+            initial_alpha=0.5,
+            controller=controller,
+            check_finite=check,
+        ).to(device)
         for check in (True, False)
     }
-    hand = HandWritten(k, samples, device)
+    hand = HandWritten(k, samples, device, controller)
     leaf = theta.clone().requires_grad_(True)
 
     def library(check: bool):
@@ -95,7 +112,7 @@ def measure(batch: int, n: int, k: int, samples: int, device: str, rounds: int, 
                 fn()
             _sync(device)
             times[name].append((time.perf_counter() - start) / inner)
-    lib, unchecked, base = (min(times[name]) for name in fns)
+    lib, unchecked, base = (statistics.median(times[name]) for name in fns)
     return {
         "library_ms": 1e3 * lib,
         "unchecked_ms": 1e3 * unchecked,
@@ -105,30 +122,38 @@ def measure(batch: int, n: int, k: int, samples: int, device: str, rounds: int, 
     }
 
 
-CASES = [(256, 1000, 10), (1024, 10000, 100)]
+CASES = [(64, 100, 5), (256, 1000, 10), (1024, 10000, 100)]
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
-    parser.add_argument("--small-only", action="store_true", help="only the B=256, n=1000 case")
+    parser.add_argument("--small-only", action="store_true", help="only the B=64 and B=256 cases")
+    parser.add_argument("--controller", choices=["fast", "paper"], default="fast")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 9; 3 with --quick)")
     args = parser.parse_args(argv)
-    rounds = 3 if args.quick else 9
-    cases = CASES[:1] if args.small_only else CASES
-    print(f"AIMLE (central) + topk, forward+backward; device={args.device}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    rounds = args.rounds or (3 if args.quick else 9)
+    cases = CASES[:2] if args.small_only else CASES
+    print(
+        f"AIMLE (central, controller={args.controller!r}) + topk, forward+backward; device={args.device}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {rounds} interleaved rounds"
+    )
     print("library = AIMLE(check_finite=True), the default; unchecked = check_finite=False")
-    print(f"{'B':>5} {'n':>6} {'k':>4} {'S':>3} {'library ms':>11} {'unchecked ms':>13} {'by hand ms':>11} "
-          f"{'ratio':>6} {'unchecked ratio':>16}")
+    print(
+        f"{'B':>5} {'n':>6} {'k':>4} {'S':>3} {'library ms':>11} {'unchecked ms':>13} {'by hand ms':>11} "
+        f"{'ratio':>6} {'unchecked ratio':>16}"
+    )
     rows = []
     for batch, n, k in cases:
-        for samples in (1, 10):
+        for samples in (1,) if n <= 100 else (1, 10):
             inner = max(1, 2_000_000 // (samples * batch * n))  # repeat small cases to time them reliably
-            r = measure(batch, n, k, samples, args.device, rounds, inner)
+            r = measure(batch, n, k, samples, args.device, rounds, inner, args.controller)
             rows.append({"B": batch, "n": n, "k": k, "S": samples, **r})
-            print(f"{batch:>5} {n:>6} {k:>4} {samples:>3} {r['library_ms']:>11.3f} {r['unchecked_ms']:>13.3f} "
-                  f"{r['baseline_ms']:>11.3f} {r['ratio']:>6.2f} {r['unchecked_ratio']:>16.2f}")
+            print(
+                f"{batch:>5} {n:>6} {k:>4} {samples:>3} {r['library_ms']:>11.3f} {r['unchecked_ms']:>13.3f} "
+                f"{r['baseline_ms']:>11.3f} {r['ratio']:>6.2f} {r['unchecked_ratio']:>16.2f}"
+            )
     return rows
 
 

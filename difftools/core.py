@@ -9,6 +9,7 @@ returns and how the backward turns the downstream gradient into a gradient for Î
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -250,7 +251,7 @@ def all_finite(x: Tensor) -> bool:
     """Whether every entry is finite; one reduction in the common case (one host sync)."""
     # A finite sum implies finite entries (NaN and Inf propagate); only a non-finite sum, which
     # may also be an overflow, needs the element-wise check.
-    return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
+    return math.isfinite(x.sum().item()) or bool(torch.isfinite(x).all())
 
 
 def max_form(theta: Tensor, sense: str) -> Tensor:

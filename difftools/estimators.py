@@ -22,7 +22,7 @@ from difftools._validation import check_bool, check_real
 from difftools.core import PerturbAndMAP, _solver_repr, event_norm, event_sum
 from difftools.noise import Gumbel, Noise, Normal
 
-__all__ = ["FiniteDifference", "IMLE", "AIMLE", "Blackbox", "STE", "ScoreFunction", "Perturbed"]
+__all__ = ["FiniteDifference", "IMLE", "AIMLE", "AIMLE_PRESETS", "Blackbox", "STE", "ScoreFunction", "Perturbed"]
 
 _DEFAULT = object()
 
@@ -110,6 +110,8 @@ class FiniteDifference(PerturbAndMAP):
         # points coincide, except in the forward difference towards another temperature's target.
         moved_target = not self.central and self.target_noise_temperature is not None
         self._observe(diff * (inverse > 0) if moved_target else diff)
+        if samples == 1:  # no mean over one sample: saves a full pass (and returns a fresh tensor, not a view)
+            return diff[0] * inverse.squeeze(0)
         return (diff * inverse).mean(0)
 
     # Whether _step returns a λ already known to have a finite reciprocal (IMLE's fixed λ).
@@ -158,10 +160,42 @@ class IMLE(FiniteDifference):
         return [f"lam={self.lam:g}"] + super()._extra_repr_parts()
 
 
+# The settings each AIMLE controller starts from; an argument passed explicitly overrides its entry.
+# "paper" is Algorithm 1 of Minervini et al. (2023) exactly; "reference" the authors' code
+# (torch-adaptive-imle's AdaptiveTargetDistribution defaults with symmetric_perturbation=False);
+# "fast", the default, was chosen by measurement (docs/aimle-defaults.md, benchmarks/aimle_study.py).
+AIMLE_PRESETS: dict[str, dict[str, Any]] = {
+    "fast": {
+        "central": True,
+        "target_nnz": 1.0,
+        "step": 1e-3,
+        "decay": 0.9,
+        "initial_alpha": 1.0,
+        "lam_scope": "example",
+    },
+    "paper": {
+        "central": True,
+        "target_nnz": 1.0,
+        "step": 1e-3,
+        "decay": 0.9,
+        "initial_alpha": 0.0,
+        "lam_scope": "example",
+    },
+    "reference": {
+        "central": False,
+        "target_nnz": 1.0,
+        "step": 1e-4,
+        "decay": 0.9,
+        "initial_alpha": 1.0,
+        "lam_scope": "batch",
+    },
+}
+
+
 class AIMLE(FiniteDifference):
     """Adaptive Implicit MLE (Minervini, Franceschi & Niepert, AAAI 2023, Algorithm 1).
 
-    The step is set per example from the perturbation magnitude (Eq. 8)::
+    The step is set per example (``lam_scope="example"``) from the perturbation magnitude (Eq. 8)::
 
         λ_b = α · mean_s( ‖θ_b‖₂ / ‖∇f_{s,b}‖₂ )
 
@@ -179,10 +213,19 @@ class AIMLE(FiniteDifference):
     and ḡ a single process would compute on the concatenated batch (see ``docs/scaling-out.md``);
     without an initialised process group there is no collective.
 
-    **Controllers.** ``controller="paper"`` (the default) is Eq. 10 above. Because α moves by a
-    fixed η per step it needs a long warm-up: from α = 0 it takes α*/η steps to reach the α* that
-    gives ``target_nnz`` (about 500 steps for α* ≈ 0.5), the limitation the paper itself names.
-    ``controller="fast"`` updates α multiplicatively, i.e. additively in log space::
+    **Controllers and presets.** ``controller`` picks the α update *and* the preset that the
+    arguments left at ``None`` (``central``, ``target_nnz``, ``step``, ``decay``,
+    ``initial_alpha``, ``lam_scope``) take from :data:`AIMLE_PRESETS`; an argument passed
+    explicitly always wins. ``controller="fast"`` is the default (chosen by measurement:
+    ``docs/aimle-defaults.md``). ``controller="paper"`` is Algorithm 1 exactly: Eq. 8 per
+    example, Eq. 9, Eq. 10, α₀ = 0, ḡ₀ = 1, η = 10⁻³, γ = 0.9, c = 1, central differences.
+    Because α moves by a fixed η per step it needs a long warm-up: from α = 0 it takes α*/η
+    steps to reach the α* that gives ``target_nnz`` (about 500 steps for α* ≈ 0.5), the
+    limitation the paper itself names. ``controller="reference"`` is the authors' code
+    (torch-adaptive-imle, ``AdaptiveTargetDistribution`` defaults): Eq. 10 with a strict ``ḡ < c``,
+    α₀ = 1, η = 10⁻⁴, forward differences and one λ per batch (``lam_scope="batch"``: Eq. 8 with
+    both norms over the whole batch, ``λ = α √S ‖θ‖ / ‖∇f‖``). ``controller="fast"`` updates α
+    multiplicatively, i.e. additively in log space::
 
         α ← max(α, η) · exp(κ · clip((c − m_t) / c, −1, 1)),     κ = FAST_GAIN = 0.5
 
@@ -198,7 +241,7 @@ class AIMLE(FiniteDifference):
     steps; η stays the resolution of α and the restart point (α = 0 is a fixed point of any
     multiplicative rule). Near the root the log-α fluctuations have standard deviation about
     σ_m · √(κ/2) for a relative count noise σ_m (≈ 0.1 with 100 samples of one instance), i.e.
-    a few percent of α. ḡ is still updated by Eq. 9 for monitoring. Both controllers keep the
+    a few percent of α. ḡ is still updated by Eq. 9 for monitoring. All controllers keep the
     same buffers, ``state_dict`` and all-reduced statistics.
     """
 
@@ -212,23 +255,39 @@ class AIMLE(FiniteDifference):
         solver: Any,
         *,
         samples: int | None = None,
-        central: bool = True,
+        central: bool | None = None,
         noise: Noise | None = _DEFAULT,  # type: ignore[assignment]
         noise_temperature: float = 1.0,
         target_noise_temperature: float | None = None,
-        target_nnz: float = 1.0,
-        step: float = 1e-3,
-        decay: float = 0.9,
-        initial_alpha: float = 0.0,
-        controller: str = "paper",
+        target_nnz: float | None = None,
+        step: float | None = None,
+        decay: float | None = None,
+        initial_alpha: float | None = None,
+        controller: str = "fast",
+        lam_scope: str | None = None,
         generator: torch.Generator | None = None,
         sync: bool = True,
         check_finite: bool = True,
     ):
+        if controller not in AIMLE_PRESETS:
+            names = ", ".join(map(repr, AIMLE_PRESETS))
+            raise ValueError(f"AIMLE: controller must be one of {names}, got {controller!r}")
+        # Arguments left at None take the controller's preset (see AIMLE_PRESETS and docs/aimle-defaults.md).
+        given = dict(
+            central=central,
+            target_nnz=target_nnz,
+            step=step,
+            decay=decay,
+            initial_alpha=initial_alpha,
+            lam_scope=lam_scope,
+        )
+        settings = {k: AIMLE_PRESETS[controller][k] if v is None else v for k, v in given.items()}
+        target_nnz, step, decay = settings["target_nnz"], settings["step"], settings["decay"]
+        initial_alpha, lam_scope = settings["initial_alpha"], settings["lam_scope"]
         super().__init__(
             solver,
             samples=samples,
-            central=central,
+            central=settings["central"],
             noise=noise,
             noise_temperature=noise_temperature,
             target_noise_temperature=target_noise_temperature,
@@ -242,12 +301,14 @@ class AIMLE(FiniteDifference):
             ("initial_alpha", initial_alpha, lambda v: v >= 0, ">= 0"),
         ):
             check_real(value, "AIMLE", arg, ok, expected)
-        if controller not in ("paper", "fast"):
-            raise ValueError(f"AIMLE: controller must be 'paper' or 'fast', got {controller!r}")
+        if lam_scope not in ("example", "batch"):
+            raise ValueError(f"AIMLE: lam_scope must be 'example' or 'batch', got {lam_scope!r}")
         self.controller = controller
+        self.lam_scope = lam_scope
         self.target_nnz = float(target_nnz)
         self.step = float(step)
         self.decay = float(decay)
+        self.initial_alpha = float(initial_alpha)
         if not isinstance(sync, bool):
             raise TypeError(f"AIMLE: sync must be a bool, got {sync!r}")
         self.sync = sync
@@ -256,10 +317,22 @@ class AIMLE(FiniteDifference):
         self.register_buffer("nnz_ema", torch.tensor(1.0))
 
     def _step(self, theta: Tensor, grad_f: Tensor) -> Tensor:
+        if self.lam_scope == "batch":
+            # One λ for the whole batch (the reference code, PyEPO): Eq. 8 with both norms taken over
+            # the batch, θ counted once per sample, so that equal ∇f_s give α ‖θ‖ / ‖∇f‖.
+            grad_norm = torch.linalg.vector_norm(grad_f)
+            theta_norm = torch.linalg.vector_norm(theta) * math.sqrt(grad_f.shape[0])
+            nonzero = grad_norm > 0
+            return self.alpha.to(theta.dtype) * torch.where(
+                nonzero, theta_norm / torch.where(nonzero, grad_norm, 1.0), 0.0
+            )
         event_dim = self.solver.event_dim
         grad_norm = event_norm(grad_f, event_dim)  # [S, *batch, 1...]
         theta_norm = event_norm(theta, event_dim).unsqueeze(0)
         nonzero = grad_norm > 0
+        if grad_f.shape[0] == 1:
+            # One sample: no mean over samples. ‖θ‖/0 (inf or NaN) only appears where `where` drops it.
+            return self.alpha.to(theta.dtype) * torch.where(nonzero, theta_norm / grad_norm, 0.0)
         ratio = torch.where(nonzero, theta_norm / torch.where(nonzero, grad_norm, 1.0), 0.0)
         count = nonzero.sum(0, keepdim=True).clamp_min(1)
         return self.alpha.to(theta.dtype) * ratio.sum(0, keepdim=True) / count
@@ -294,21 +367,39 @@ class AIMLE(FiniteDifference):
         def keep_unseen(new: Tensor, old: Tensor) -> Tensor:
             return new if seen is None else torch.where(seen, new, old)
 
-        ema = self.decay * self.nnz_ema + (1.0 - self.decay) * mean_nnz
-        self.nnz_ema.copy_(keep_unseen(ema, self.nnz_ema))
+        # One process (seen is None): results go straight into the buffers (out=, in place), the
+        # same arithmetic in the same order as the guarded path, so the traces are bit-identical.
+        if seen is None:
+            ema = torch.add(self.nnz_ema * self.decay, mean_nnz * (1.0 - self.decay), out=self.nnz_ema)
+        else:
+            ema = self.decay * self.nnz_ema + (1.0 - self.decay) * mean_nnz
+            self.nnz_ema.copy_(keep_unseen(ema, self.nnz_ema))
         if self.controller == "fast":
             scale = self.target_nnz if self.target_nnz > 0 else 1.0
-            error = ((self.target_nnz - mean_nnz) / scale).clamp(-1.0, 1.0)
-            fast = self.alpha.clamp_min(self.step) * torch.exp(self.FAST_GAIN * error)
-            self.alpha.copy_(keep_unseen(fast, self.alpha))
+            gain = ((self.target_nnz - mean_nnz) / scale).clamp_(-1.0, 1.0).mul_(self.FAST_GAIN).exp_()
+            if seen is None:
+                torch.mul(self.alpha.clamp_min(self.step), gain, out=self.alpha)
+            else:
+                self.alpha.copy_(keep_unseen(self.alpha.clamp_min(self.step) * gain, self.alpha))
             return
-        delta = torch.where(ema <= self.target_nnz, self.step, -self.step)
-        self.alpha.copy_(keep_unseen((self.alpha + delta).clamp_min(0.0), self.alpha))
+        # Eq. 10 raises α while ḡ ≤ c; the reference code raises it only while ḡ < c.
+        below = ema < self.target_nnz if self.controller == "reference" else ema <= self.target_nnz
+        delta = torch.where(below, self.step, -self.step)
+        if seen is None:
+            torch.add(self.alpha, delta, out=self.alpha).clamp_min_(0.0)
+        else:
+            self.alpha.copy_(keep_unseen((self.alpha + delta).clamp_min(0.0), self.alpha))
 
     def _extra_repr_parts(self) -> list[str]:
-        parts = [f"target_nnz={self.target_nnz:g}", f"step={self.step:g}", f"decay={self.decay:g}"]
-        if self.controller != "paper":
-            parts.append(f"controller={self.controller!r}")
+        parts = [
+            f"controller={self.controller!r}",
+            f"target_nnz={self.target_nnz:g}",
+            f"step={self.step:g}",
+            f"decay={self.decay:g}",
+            f"initial_alpha={self.initial_alpha:g}",
+        ]
+        if self.lam_scope != "example":
+            parts.append(f"lam_scope={self.lam_scope!r}")
         return parts + super()._extra_repr_parts()
 
 

@@ -179,7 +179,7 @@ CASES: list[tuple[str, Callable[[], Any], type, str]] = [
         TypeError,
         "AIMLE: target_nnz must be a number",
     ),
-    ("AIMLE-step-None", lambda: dt.AIMLE("argmax", step=None), TypeError, "AIMLE: step must be a number > 0"),
+    ("AIMLE-step-list", lambda: dt.AIMLE("argmax", step=[0.1]), TypeError, "AIMLE: step must be a number > 0"),
     ("AIMLE-decay-bool", lambda: dt.AIMLE("argmax", decay=True), TypeError, "decay must be a number in (0, 1]"),
     ("AIMLE-decay-range", lambda: dt.AIMLE("argmax", decay=1.5), ValueError, "decay must be a finite number in (0, 1]"),
     ("AIMLE-initial_alpha-nan", lambda: dt.AIMLE("argmax", initial_alpha=float("nan")), ValueError, "initial_alpha"),

@@ -20,7 +20,7 @@ def _step(layer, theta, upstream=None):
 
 
 def test_alpha_rises_while_gradients_are_all_zero():
-    layer = dt.AIMLE(constant, step=0.01)
+    layer = dt.AIMLE(constant, step=0.01, controller="paper")
     for i in range(1, 6):
         _step(layer, torch.randn(4, 3))
         assert layer.alpha.item() == pytest.approx(0.01 * i)
@@ -29,7 +29,7 @@ def test_alpha_rises_while_gradients_are_all_zero():
 
 def test_hand_computed_trace_of_eq_9_and_10():
     """Identity oracle: λ > 0 ⇒ every entry of the difference is non-zero (3 per example)."""
-    layer = dt.AIMLE(identity, initial_alpha=0.05, step=0.1, decay=0.5, target_nnz=1.0)
+    layer = dt.AIMLE(identity, initial_alpha=0.05, step=0.1, decay=0.5, target_nnz=1.0, controller="paper")
     expected = [
         # (α used in this step, nnz mean, ḡ after, α after)
         (0.05, 3.0, 0.5 * 1.0 + 0.5 * 3.0, 0.0),  # ḡ = 2 > 1 ⇒ α − η, clamped at 0
@@ -46,7 +46,7 @@ def test_hand_computed_trace_of_eq_9_and_10():
 
 
 def test_alpha_falls_when_nnz_exceeds_target_and_never_below_zero():
-    layer = dt.AIMLE(identity, initial_alpha=0.5, step=0.1)
+    layer = dt.AIMLE(identity, initial_alpha=0.5, step=0.1, controller="paper")
     alphas = []
     for _ in range(12):
         _step(layer, torch.randn(2, 5), torch.randn(2, 5))

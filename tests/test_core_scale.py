@@ -95,7 +95,7 @@ def test_zero_downstream_gradient_gives_zero_not_nan():
 
 
 def test_alpha_zero_gives_zero_gradient_not_nan():
-    layer = dt.AIMLE("argmax")  # α₀ = 0 ⇒ λ = 0 on the first step
+    layer = dt.AIMLE("argmax", initial_alpha=0.0)  # α₀ = 0 ⇒ λ = 0 on the first step
     theta = torch.randn(3, 4, requires_grad=True)
     (layer(theta) * torch.randn(3, 4)).sum().backward()
     assert torch.equal(theta.grad, torch.zeros(3, 4))

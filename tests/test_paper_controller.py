@@ -24,7 +24,7 @@ def _step(layer, theta, upstream):
 def test_fast_rule_hand_computed_trace():
     """Identity oracle: λ > 0 ⇒ all 3 entries differ, so the batch count is 0 (α = 0) or 3."""
     eta, kappa = 1e-3, dt.AIMLE.FAST_GAIN
-    layer = dt.AIMLE(identity, controller="fast", step=eta, target_nnz=4.0)
+    layer = dt.AIMLE(identity, controller="fast", step=eta, target_nnz=4.0, initial_alpha=0.0)
     theta, upstream = torch.randn(2, 3), torch.randn(2, 3)
     _step(layer, theta, upstream)  # α = 0 ⇒ λ = 0 ⇒ count 0 ⇒ error +1, restart from η
     assert layer.alpha.item() == pytest.approx(eta * math.exp(kappa))
@@ -60,14 +60,14 @@ def _reference_paper_trace(counts, *, alpha0, ema0, step, decay, target):
 
 def test_paper_rule_is_untouched_exact_trace():
     counts = [0.0, 0.0, 2.0, 1.5, 0.25, 1.0, 3.0, 0.0, 1.0, 0.9]
-    for layer in (dt.AIMLE(argmax, step=0.2), dt.AIMLE(argmax, step=0.2, controller="paper")):
+    for layer in (dt.AIMLE(argmax, step=0.2, controller="paper"), dt.AIMLE(argmax, controller="paper", step=0.2)):
         trace = []
         for m in counts:
             layer._update_controller(torch.tensor(m), 1)  # non-zero count, instances (one process)
             trace.append((layer.alpha.item(), layer.nnz_ema.item()))
         assert trace == _reference_paper_trace(counts, alpha0=0.0, ema0=1.0, step=0.2, decay=0.9, target=1.0)
         # The guarded path (statistics after an all-reduce arrive as tensors) gives the same trace.
-        layer = dt.AIMLE(argmax, step=0.2)
+        layer = dt.AIMLE(argmax, step=0.2, controller="paper")
         trace = []
         for m in counts:
             layer._update_controller(torch.tensor(m), torch.tensor(1))
@@ -75,12 +75,15 @@ def test_paper_rule_is_untouched_exact_trace():
         assert trace == _reference_paper_trace(counts, alpha0=0.0, ema0=1.0, step=0.2, decay=0.9, target=1.0)
 
 
-def test_default_and_paper_controller_give_identical_runs():
-    """End to end: same seed ⇒ bit-identical α, ḡ and gradients with the default and controller='paper'."""
+ALGORITHM_1 = dict(central=True, target_nnz=1.0, step=1e-3, decay=0.9, initial_alpha=0.0, lam_scope="example")
+
+
+def test_paper_preset_is_algorithm_1_with_every_argument_spelled_out():
+    """End to end: same seed ⇒ bit-identical α, ḡ and gradients for controller='paper' and Algorithm 1 in full."""
     theta, b = make_problem(0, 12)
     traces = []
-    for kwargs in ({}, {"controller": "paper"}):
-        layer = dt.AIMLE(argmax, samples=20, generator=torch.Generator().manual_seed(5), step=0.05, **kwargs)
+    for kwargs in ({"controller": "paper"}, {"controller": "paper", **ALGORITHM_1}):
+        layer = dt.AIMLE(argmax, samples=20, generator=torch.Generator().manual_seed(5), **kwargs)
         trace = []
         for _ in range(25):
             grad = estimate_gradient(layer, theta, b)
@@ -88,6 +91,27 @@ def test_default_and_paper_controller_give_identical_runs():
         traces.append(trace)
     for (a0, e0, g0), (a1, e1, g1) in zip(*traces):
         assert torch.equal(a0, a1) and torch.equal(e0, e1) and torch.equal(g0, g1)
+
+
+def test_paper_preset_reproduces_algorithm_1_alpha_and_ema_trace_from_observed_counts():
+    """α₀ = 0, ḡ₀ = 1, η = 10⁻³, γ = 0.9, c = 1: a real run's trace equals Eq. 9-10 replayed on its counts."""
+    theta, b = make_problem(2, 12)
+    layer = dt.AIMLE(argmax, samples=50, controller="paper", generator=torch.Generator().manual_seed(1))
+    assert layer.alpha.item() == 0.0 and layer.nnz_ema.item() == 1.0
+    counts = []
+    observe = layer._observe
+
+    def spy(diff):  # the unscaled MAP differences the controller sees: [S, n] here
+        counts.append(torch.count_nonzero(diff).item() / (diff.numel() // diff.shape[-1]))
+        observe(diff)
+
+    layer._observe = spy
+    trace = []
+    for _ in range(300):  # long enough for α to start moving the counts off zero
+        estimate_gradient(layer, theta, b)
+        trace.append((layer.alpha.item(), layer.nnz_ema.item()))
+    assert max(counts) > 0  # the replay covers non-zero counts, not only the warm-up
+    assert trace == _reference_paper_trace(counts, alpha0=0.0, ema0=1.0, step=1e-3, decay=0.9, target=1.0)
 
 
 def _steps_to_target(controller: str, steps: int) -> int | None:
@@ -114,9 +138,9 @@ def test_steps_to_target_uses_a_window_mean():
 
 
 def test_controller_argument_validation_state_dict_and_repr():
-    with pytest.raises(ValueError, match="controller must be 'paper' or 'fast'"):
+    with pytest.raises(ValueError, match="controller must be one of 'fast', 'paper', 'reference'"):
         dt.AIMLE(argmax, controller="momentum")
-    fast, paper = dt.AIMLE(argmax, controller="fast"), dt.AIMLE(argmax)
+    fast, paper = dt.AIMLE(argmax), dt.AIMLE(argmax, controller="paper")
     assert set(fast.state_dict()) == set(paper.state_dict()) == {"alpha", "nnz_ema"}
     theta, b = make_problem(1, 8)
     for _ in range(3):
@@ -124,4 +148,39 @@ def test_controller_argument_validation_state_dict_and_repr():
     restored = dt.AIMLE(argmax, controller="fast")
     restored.load_state_dict(fast.state_dict())
     assert torch.equal(restored.alpha, fast.alpha) and torch.equal(restored.nnz_ema, fast.nnz_ema)
-    assert "controller='fast'" in repr(fast) and "controller" not in repr(paper)
+    assert "controller='fast'" in repr(fast) and "controller='paper'" in repr(paper)
+
+
+def test_reference_preset_is_the_authors_code_strict_comparison_and_batch_lambda():
+    layer = dt.AIMLE(argmax, controller="reference")
+    assert (layer.central, layer.step, layer.initial_alpha, layer.lam_scope) == (False, 1e-4, 1.0, "batch")
+    paper = dt.AIMLE(argmax, controller="paper", initial_alpha=1.0, step=1e-4)
+    for each in (layer, paper):
+        each._update_controller(torch.tensor(1.0), 1)  # ḡ = 0.9 · 1 + 0.1 · 1 = 1 = c exactly
+    assert layer.nnz_ema.item() == paper.nnz_ema.item() == 1.0
+    assert paper.alpha.item() == pytest.approx(1.0 + 1e-4)  # Eq. 10: ḡ ≤ c ⇒ up
+    assert layer.alpha.item() == pytest.approx(1.0 - 1e-4)  # reference code: ḡ < c fails ⇒ down
+
+
+def test_lam_scope_batch_is_eq_8_over_the_whole_batch():
+    theta = torch.tensor([[3.0, 4.0], [0.0, 1.0]])  # row norms 5, 1; batch norm √26
+    grad_f = torch.tensor([[[1.0, 0.0], [0.0, 2.0]], [[0.0, 0.0], [2.0, 0.0]]])  # [S=2, B=2, 2]
+    per_example = dt.AIMLE(argmax, initial_alpha=0.5)._step(theta, grad_f)
+    # Sample 1 of example 0 has a zero gradient: left out of that example's mean.
+    assert torch.allclose(per_example.flatten(), torch.tensor([0.5 * 5.0 / 1.0, 0.5 * (1 / 2 + 1 / 2) / 2]))
+    per_batch = dt.AIMLE(argmax, initial_alpha=0.5, lam_scope="batch")._step(theta, grad_f)
+    assert per_batch.shape == ()
+    assert per_batch.item() == pytest.approx(0.5 * 26**0.5 * 2**0.5 / 9**0.5)
+    assert dt.AIMLE(argmax, initial_alpha=0.5, lam_scope="batch")._step(theta, torch.zeros(2, 2, 2)).item() == 0.0
+    with pytest.raises(ValueError, match="lam_scope must be 'example' or 'batch'"):
+        dt.AIMLE(argmax, lam_scope="sample")
+
+
+def test_explicit_arguments_override_the_preset():
+    layer = dt.AIMLE(argmax, controller="reference", central=True, step=0.01, initial_alpha=0.0)
+    assert (layer.central, layer.step, layer.alpha.item(), layer.lam_scope) == (True, 0.01, 0.0, "batch")
+    for name, preset in dt.estimators.AIMLE_PRESETS.items():
+        layer = dt.AIMLE(argmax, controller=name)
+        assert layer.central == preset["central"] and layer.target_nnz == preset["target_nnz"]
+        assert layer.step == preset["step"] and layer.decay == preset["decay"]
+        assert layer.alpha.item() == preset["initial_alpha"] and layer.lam_scope == preset["lam_scope"]

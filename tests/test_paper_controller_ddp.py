@@ -22,7 +22,7 @@ def _ddp_worker(rank: int, world: int, init_file: str, out_file: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         theta, upstream = _ddp_inputs()
-        layer = dt.AIMLE(argmax, noise=None, controller="fast")
+        layer = dt.AIMLE(argmax, noise=None, controller="fast", initial_alpha=0.0)
         rows = slice(rank * 2, rank * 2 + 2)  # each rank holds half of the batch
         alphas = []
         for _ in range(6):
@@ -44,7 +44,7 @@ def test_fast_controller_under_ddp_matches_single_process_on_whole_batch(tmp_pat
     mp.start_processes(_ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "alpha")), nprocs=2,
                        start_method="fork")
     theta, upstream = _ddp_inputs()
-    layer = dt.AIMLE(argmax, noise=None, controller="fast")
+    layer = dt.AIMLE(argmax, noise=None, controller="fast", initial_alpha=0.0)
     single = []
     for _ in range(6):
         _step(layer, theta, upstream)

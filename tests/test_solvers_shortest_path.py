@@ -152,7 +152,7 @@ def test_learns_through_aimle():
     solver = ShortestPath(nx.grid_2d_graph(4, 4), (0, 0), (3, 3), negative="clamp")
     # initial_alpha skips AIMLE's warm-up (from α = 0 at η = 1e-3 per step), which 40 steps can't cover.
     before, after = fit_through_aimle(
-        solver, (solver.num_edges,), steps=40, lr=0.1, transform=F.softplus, initial_alpha=0.5
+        solver, (solver.num_edges,), steps=40, lr=0.1, transform=F.softplus, initial_alpha=0.5, controller="paper"
     )
     assert after <= before / 3, (before, after)
 

@@ -107,7 +107,9 @@ class Model(nn.Module):
         }
         solver = difftools.get_solver("spanning_tree")
         if config.estimator == "aimle":
-            self.tree = difftools.AIMLE(solver, step=1e-3, initial_alpha=0.0, target_nnz=config.target_nnz, **common)
+            self.tree = difftools.AIMLE(
+                solver, controller="paper", step=1e-3, initial_alpha=0.0, target_nnz=config.target_nnz, **common
+            )
         else:
             self.tree = difftools.IMLE(solver, lam=config.imle_lambda, **common)
 
