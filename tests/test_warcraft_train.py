@@ -90,6 +90,13 @@ def test_controller_option_reaches_aimle(controller):
     assert layer.controller == controller
 
 
+@pytest.mark.parametrize("scope", ["example", "batch"])
+def test_lam_scope_option_reaches_aimle(scope):
+    config = TrainConfig(method="aimle", lam_scope=scope)
+    layer, _ = build_method(config, difftools.get_solver("grid_shortest_path"), None)
+    assert layer.lam_scope == scope
+
+
 @pytest.mark.parametrize(
     ("method", "options"),
     [

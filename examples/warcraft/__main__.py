@@ -70,6 +70,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         target_nnz=args.target_nnz,
         aimle_step=args.aimle_step,
         aimle_controller=args.controller,
+        lam_scope=args.lam_scope,
         sigma=args.sigma,
         solver_executor=args.solver_executor,
         scheduler_address=args.scheduler,
@@ -244,6 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aimle-step", type=float, default=1e-3, help="AIMLE update step η")
     p.add_argument(
         "--controller", choices=("paper", "fast"), default="paper", help="AIMLE λ controller (Eq. 10 or fast)"
+    )
+    p.add_argument(
+        "--lam-scope",
+        choices=("example", "batch"),
+        default="example",
+        help="AIMLE's λ per example (Eq. 8) or one per batch (the reference code)",
     )
     p.add_argument("--sigma", type=float, default=1.0, help="noise scale of perturbed-fy")
     p.add_argument("--resume", action="store_true", help="continue the run in --out-dir from its checkpoint")

@@ -86,6 +86,7 @@ class TrainConfig:
     target_nnz: float = 1.0  # AIMLE's c
     aimle_step: float = 1e-3  # AIMLE's η
     aimle_controller: str = "paper"  # AIMLE's λ controller: "paper" (Eq. 10) or "fast"
+    lam_scope: str = "example"  # AIMLE's λ (Eq. 8) per example, or one per batch (the reference code)
     sigma: float = 1.0  # Perturbed's noise scale
     solver_executor: str = "none"  # "none" (batched torch solver) or "dask" (reference Dijkstra per map)
     scheduler_address: str | None = None
@@ -197,6 +198,7 @@ def build_method(config: TrainConfig, solver: Any, generator: torch.Generator | 
                 target_nnz=config.target_nnz,
                 step=config.aimle_step,
                 controller=config.aimle_controller,
+                lam_scope=config.lam_scope,
                 **common,
             )
         else:
