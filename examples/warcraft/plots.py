@@ -127,7 +127,7 @@ def plot_runs(runs: dict[str, list[list[dict]]], out: str | Path, title: str = "
     """
     if not runs:
         raise ValueError("plot_runs: no runs to plot")
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4))
     styles = ["-", "--", ":", "-."]
     for colour, (label, histories) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], runs.items()):
         for i, history in enumerate(histories):
@@ -143,7 +143,7 @@ def plot_runs(runs: dict[str, list[list[dict]]], out: str | Path, title: str = "
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         _whole_epochs(ax)
-    right.legend(fontsize=8, loc="lower right")
+    right.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # outside: curves end anywhere
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

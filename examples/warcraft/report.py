@@ -41,8 +41,12 @@ def describe_settings(config: TrainConfig) -> str:
     return "true costs given"
 
 
-def collect_runs(runs_dir: str | Path, evaluate_missing: bool = False, device: str = "cpu") -> list[dict]:
-    """One record per run directory under ``runs_dir`` (those holding a checkpoint), sorted by method and seed.
+def collect_runs(
+    runs_dir: str | Path, evaluate_missing: bool = False, device: str = "cpu", include_unfinished: bool = False
+) -> list[dict]:
+    """One record per finished run under ``runs_dir`` (folders holding a checkpoint), sorted by method and seed.
+
+    Runs that have not trained all their epochs are skipped (with a message) unless ``include_unfinished``.
 
     A record holds the method label, seed, precision, epochs, the test metrics (from
     ``test_metrics.json``; evaluated first if missing and ``evaluate_missing``), the wall time of
@@ -56,6 +60,9 @@ def collect_runs(runs_dir: str | Path, evaluate_missing: bool = False, device: s
     for run in sorted(p for p in runs_dir.iterdir() if (p / CHECKPOINT).exists()):
         checkpoint = run_files.load_checkpoint(run / CHECKPOINT)
         config = TrainConfig(**checkpoint["config"])
+        if int(checkpoint["epoch"]) < config.epochs and not include_unfinished:
+            print(f"skipping {run}: {checkpoint['epoch']} of {config.epochs} epochs trained")
+            continue
         metrics_path = run / "test_metrics.json"
         if not metrics_path.exists() or json.loads(metrics_path.read_text())["epochs"] != checkpoint["epoch"]:
             if not evaluate_missing:
