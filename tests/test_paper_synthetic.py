@@ -18,6 +18,7 @@ from examples.synthetic.task import (
     sparsity,
 )
 from solvers.topk import argmax
+from tests.bad_input import cli_error
 
 
 @pytest.mark.parametrize("n", [2, 5, 10])
@@ -96,8 +97,7 @@ def test_tiny_cli_runs_write_csv_and_png(tmp_path, capsys):
     assert "cosine" in capsys.readouterr().out
 
 
-def test_cli_rejects_bad_arguments(tmp_path):
-    with pytest.raises(SystemExit, match="--seeds must be >= 1"):
-        main(["fig1", "--seeds", "0", "--out", str(tmp_path)])
+def test_cli_rejects_bad_arguments(tmp_path, capsys):
+    assert "--seeds must be >= 1" in cli_error(capsys, main, ["fig1", "--seeds", "0", "--out", str(tmp_path)])
     with pytest.raises(SystemExit):
         main(["fig2"])

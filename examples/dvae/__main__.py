@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import torch
 from tqdm import tqdm
 
+from examples import run_files
 from examples.common import Row, band_plot, read_csv, save_figure, summarise, write_csv
 from examples.dvae.data import load_dataset
 from examples.dvae.model import methods, train
@@ -55,17 +56,22 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
     """Train every (K, method, seed), write ``dvae.csv`` and the figures; returns the paths written."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    return run_files.run_cli(lambda: _run(args), parser.prog)
+
+
+def _run(args: argparse.Namespace) -> dict[str, Path]:
     if args.quick:
         args.k, args.epochs, args.seeds, args.limit = [1], 1, 1, 200
         args.samples, args.lambdas = [1], [10.0]
         args.only = args.only or ["S=1)", "fast", "λ=10", "STE", "Gumbel"]
     for name in ("epochs", "seeds"):
         if getattr(args, name) < 1:
-            raise SystemExit(f"--{name} must be >= 1, got {getattr(args, name)}")
+            raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
     if args.command == "plot":
         if not args.csv:
-            raise SystemExit("plot needs --csv with the dvae.csv files of earlier runs")
+            raise ValueError("plot needs --csv with the dvae.csv files of earlier runs")
         return report([r for path in args.csv for r in read_csv(path)], args.out, write=False)
     train_x, val_x, test_x = load_dataset(args.dataset, args.data_dir, image_size=args.image_size)
     if args.limit is not None:

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import torch
 from tqdm import tqdm
 
+from examples import run_files
 from examples.common import Row, read_csv, save_figure, summarise, write_csv
 from examples.l2x.data import DATASETS, make_dataset
 from examples.l2x.model import methods, train
@@ -39,10 +40,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
 
     ``plot`` re-draws the table and the figure from the ``--csv`` of an earlier run.
     """
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    return run_files.run_cli(lambda: _run(args), parser.prog)
+
+
+def _run(args: argparse.Namespace) -> dict[str, Path]:
     if args.command == "plot":
         if args.csv is None:
-            raise SystemExit("plot needs --csv, the l2x.csv of an earlier run")
+            raise ValueError("plot needs --csv, the l2x.csv of an earlier run")
         rows = read_csv(args.csv)
         print(table(rows))
         return {"png": plot(rows, args.out / "l2x.png")}
@@ -50,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
         args.train_size, args.test_size, args.epochs, args.seeds, args.lambdas = 300, 200, 1, 1, [10.0]
     for name in ("train_size", "test_size", "epochs", "seeds"):
         if getattr(args, name) < 1:
-            raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     plan = [m for m in methods(tuple(args.lambdas)) if args.only is None or any(s in m.name for s in args.only)]
     rows: list[Row] = []
     with tqdm(total=len(args.datasets) * len(plan) * args.seeds * args.epochs, desc="l2x", unit="epoch") as bar:

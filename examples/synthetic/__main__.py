@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from examples import run_files
 from examples.common import write_csv
 from examples.synthetic import experiments, plots
 from examples.synthetic.plots import series_label
@@ -45,7 +46,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
     """Run one command; returns the paths written (CSV, PNG)."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    return run_files.run_cli(lambda: _run(args), parser.prog)
+
+
+def _run(args: argparse.Namespace) -> dict[str, Path]:
     if args.quick:
         args.seeds = min(args.seeds, 4)
         args.max_samples = min(args.max_samples, 1000)
@@ -54,9 +60,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
         args.reps = 1
     for name in ("seeds", "max_samples", "reference_samples", "warmup_samples", "reps"):
         if getattr(args, name) < 1:
-            raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.warmup < 0:
-        raise SystemExit(f"--warmup must be >= 0, got {args.warmup}")
+        raise ValueError(f"--warmup must be >= 0, got {args.warmup}")
     cap = args.max_samples
     out: Path = args.out
     written: dict[str, Path] = {}
