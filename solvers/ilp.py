@@ -233,18 +233,7 @@ class _ILPOracle:
             z += 0.0  # turns the -0.0 that solvers report into 0.0
             if status == status_type.OPTIMAL:
                 return z
-            gap = f"best objective {float(theta @ z):.6g}, bound {solver.best_objective_bound() / scale:.6g}"
-            if self.on_time_limit == "incumbent":
-                warnings.warn(
-                    f"ilp: stopped by a limit before optimality was proved ({gap}); returning the incumbent",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                return z
-            raise SolverError(
-                f"stopped by a limit (time_limit={self.time_limit}) before optimality was proved ({gap}); "
-                "raise time_limit or pass on_time_limit='incumbent' to accept the best solution found"
-            )
+            return self._incumbent(z, theta, solver.best_objective_bound() / scale)
         if status == status_type.INFEASIBLE:
             raise SolverError("the ILP is infeasible: no z satisfies A z <= b, A_eq z = b_eq and the bounds")
         if status == status_type.UNBOUNDED:
@@ -316,15 +305,18 @@ class _ILPOracle:
         solution += 0.0  # turns the -0.0 that solvers report into 0.0
         if model.Status == status.OPTIMAL:
             return solution
-        bound = model.ObjBound if model.IsMIP else float("nan")
-        gap = f"best objective {float(theta @ solution):.6g}, bound {bound:.6g}"
+        return self._incumbent(solution, theta, model.ObjBound if model.IsMIP else float("nan"))
+
+    def _incumbent(self, z: np.ndarray, theta: np.ndarray, bound: float) -> np.ndarray:
+        """A feasible z found before a limit stopped the solver: returned with a warning, or an error."""
+        gap = f"best objective {float(theta @ z):.6g}, bound {bound:.6g}"
         if self.on_time_limit == "incumbent":
             warnings.warn(
                 f"ilp: stopped by a limit before optimality was proved ({gap}); returning the incumbent",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-            return solution
+            return z
         raise SolverError(
             f"stopped by a limit (time_limit={self.time_limit}) before optimality was proved ({gap}); "
             "raise time_limit or pass on_time_limit='incumbent' to accept the best solution found"
