@@ -122,16 +122,28 @@ def _plot(args: argparse.Namespace) -> list[Path]:
     return written
 
 
+def _cached_maps(data_dir: str, size: int, counts: dict[str, int], replace_other_data: bool) -> None:
+    """Use the maps in ``data_dir`` if they have ``counts``, else generate them (seed 0).
+
+    Maps that are missing are generated. Maps of other sizes (or unreadable ones) are replaced only
+    with ``replace_other_data`` (the demo's own cache); otherwise they are an error, so that a
+    user's data set is never overwritten.
+    """
+    try:
+        for split, n in counts.items():
+            if len(load_split(data_dir, size, split)) != n:
+                raise ValueError(f"the {split} split in {data_dir} does not have the expected {n} maps")
+        print(f"using the cached {size}x{size} maps in {data_dir}")
+    except (FileNotFoundError, ValueError) as error:
+        if isinstance(error, ValueError) and not replace_other_data:
+            raise
+        generate(data_dir, size, counts, seed=0)
+
+
 def _quick(args: argparse.Namespace) -> None:
     """The demo: small data, a few AIMLE epochs, a results table and plots."""
     started = time.perf_counter()
-    try:
-        for split, n in QUICK_COUNTS.items():
-            if len(load_split(args.data_dir, 12, split)) != n:
-                raise ValueError("cached quick data has other sizes")
-        print(f"using the cached 12x12 maps in {args.data_dir}")
-    except (FileNotFoundError, ValueError):
-        generate(args.data_dir, 12, QUICK_COUNTS, seed=0)
+    _cached_maps(args.data_dir, 12, QUICK_COUNTS, replace_other_data=True)
     config = TrainConfig(
         data_dir=args.data_dir,
         size=12,
@@ -161,13 +173,7 @@ def _full(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     if args.threads:
         torch.set_num_threads(args.threads)
-    try:
-        for split, n in DEFAULT_COUNTS.items():
-            if len(load_split(args.data_dir, args.size, split)) != n:
-                raise ValueError(f"the {split} split in {args.data_dir} does not have the recipe's {n} maps")
-        print(f"using the {args.size}x{args.size} maps in {args.data_dir}")
-    except FileNotFoundError:
-        generate(args.data_dir, args.size, DEFAULT_COUNTS, seed=0)
+    _cached_maps(args.data_dir, args.size, DEFAULT_COUNTS, replace_other_data=False)
     out_dir = args.out_dir or f"runs/warcraft-full/{args.size}x{args.size}/{args.method}-s{args.seed}"
     settings = QUICK_AIMLE if args.method.startswith("aimle") else {}
     config = TrainConfig(
