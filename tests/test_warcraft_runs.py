@@ -120,3 +120,33 @@ def test_full_command_generates_trains_continues_and_reports(tmp_path, monkeypat
     summary = json.loads((tmp_path / "report" / "t.json").read_text())
     assert len(summary) == 3 and all(r["elapsed_seconds"] > 0 for r in summary)
     assert (tmp_path / "report" / "t_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+    # Archived (no weights), the same table comes back; combined with the training runs, a seed counts once.
+    archive = tmp_path / "archive"
+    report = ["report", "--out-dir", str(tmp_path / "r2"), "--name", "t"]
+    main([*report, "--runs-dir", str(runs), "--archive", str(archive)])
+    assert sorted(p.name for p in archive.iterdir()) == ["aimle-s0", "aimle-s1", "blackbox-s0"]
+    assert not list(archive.rglob("*.pt"))
+    main(["report", "--runs-dir", str(archive), "--out-dir", str(tmp_path / "r3"), "--name", "t"])
+    assert (tmp_path / "r3" / "t.md").read_text() == (tmp_path / "report" / "t.md").read_text()
+    message = cli_error(capsys, main, ["report", "--runs-dir", str(runs), str(archive), "--out-dir", str(tmp_path)])
+    assert "are the same run" in message
+
+
+def test_archived_run_without_log_and_with_unrecorded_metrics(tmp_path):
+    from examples.warcraft.report import ARCHIVE, collect_runs, summary_table
+    from examples.warcraft.train import TrainConfig
+
+    metrics = {"optimal_cost": 0.9, "perfect_match": 0.8, "valid_path": 1.0, "regret": 0.002, "hamming_accuracy": 0.99}
+    for seed, regret in ((0, None), (1, 0.004)):
+        run = tmp_path / f"blackbox-s{seed}"
+        run.mkdir()
+        config = TrainConfig(method="blackbox", seed=seed, precision="bf16").__dict__
+        note = {"config": config, "epochs": 50, "elapsed_seconds": 600.0 * (seed + 1), "note": "log not kept"}
+        (run / ARCHIVE).write_text(json.dumps(note))
+        (run / "test_metrics.json").write_text(json.dumps({**metrics, "regret": regret, "epochs": 50}))
+    runs = collect_runs(tmp_path)
+    assert [r["history"] for r in runs] == [[], []] and runs[0]["note"] == "log not kept"
+    row = summary_table(runs).splitlines()[2]
+    # regret recorded for one seed only: that seed's value, marked †; accuracy over both seeds
+    assert "| 0.0040† |" in row and "| 90.0 ± 0.0% |" in row and "| 10 / 20 |" in row

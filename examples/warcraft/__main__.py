@@ -201,9 +201,12 @@ def _full(args: argparse.Namespace) -> None:
 
 def _report(args: argparse.Namespace) -> None:
     """One table (mean ± std over seeds) and one learning-curve figure for the runs under a directory."""
-    from examples.warcraft.report import collect_runs, summary_table, write_report
+    from examples.warcraft.report import archive_runs, collect_runs, summary_table, write_report
 
     runs = collect_runs(args.runs_dir, evaluate_missing=True, device=args.device)
+    if args.archive:
+        for path in archive_runs(runs, args.archive):
+            print(f"archived {path}")
     print(summary_table(runs))
     for path in write_report(runs, args.out_dir, args.name, title=args.title):
         print(f"wrote {path}")
@@ -291,7 +294,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_full)
 
     p = sub.add_parser("report", help="a table over seeds and one learning-curve figure for a folder of runs")
-    p.add_argument("--runs-dir", default="runs/warcraft-full/12x12", help="folder whose subfolders are runs")
+    p.add_argument(
+        "--runs-dir",
+        nargs="+",
+        default=["runs/warcraft-full/12x12"],
+        help="folders whose subfolders are runs (training runs or archived ones)",
+    )
+    p.add_argument(
+        "--archive",
+        default=None,
+        metavar="DIR",
+        help="also copy each training run's config, log and test metrics (no weights) to DIR/RUN",
+    )
     p.add_argument("--out-dir", default="runs/warcraft-full/report", help="where the table, JSON and PNG go")
     p.add_argument("--name", default="full_12x12", help="file name stem of the outputs")
     p.add_argument("--title", default="", help="figure title")

@@ -10,7 +10,12 @@ from pathlib import Path
 from examples import run_files
 from examples.warcraft.train import BEST, CHECKPOINT, LOG, TrainConfig, evaluate_run
 
-__all__ = ["METRICS", "describe_settings", "collect_runs", "summary_table", "write_report"]
+__all__ = ["ARCHIVE", "METRICS", "archive_runs", "describe_settings", "collect_runs", "summary_table", "write_report"]
+
+# An archived run: this file (config, epochs, wall time, a note), the log and the test metrics, no weights.
+# Small enough to commit, so a results table survives the git-ignored run folders it came from.
+ARCHIVE = "run.json"
+METRIC_FILES = ("test_metrics.json", "test_metrics_best.json")
 
 # (key in test_metrics.json, column header, shown as a percentage)
 METRICS = (
@@ -20,6 +25,13 @@ METRICS = (
     ("regret", "regret", False),
     ("hamming_accuracy", "Hamming acc.", True),
 )
+
+
+# Optimal-cost accuracy on the original Warcraft 12x12 data, for orientation beside our generated data:
+# Blackbox from Vlastelica et al. (ICLR 2020) and the I-MLE paper (NeurIPS 2021); I-MLE and DPO (a
+# perturbed optimiser) from the I-MLE paper. The AIMLE paper's Warcraft numbers are in an appendix
+# that our copy lacks.
+PUBLISHED_12X12 = {"Blackbox": "96.0% / 95.2%", "I-MLE (forward)": "95.2%", "Perturbed + FY": "94.8% (DPO)"}
 
 
 def describe_settings(config: TrainConfig) -> str:
@@ -42,63 +54,138 @@ def describe_settings(config: TrainConfig) -> str:
 
 
 def collect_runs(
-    runs_dir: str | Path, evaluate_missing: bool = False, device: str = "cpu", include_unfinished: bool = False
+    runs_dirs: str | Path | list[str | Path],
+    evaluate_missing: bool = False,
+    device: str = "cpu",
+    include_unfinished: bool = False,
 ) -> list[dict]:
-    """One record per finished run under ``runs_dir`` (folders holding a checkpoint), sorted by method and seed.
+    """One record per finished run under ``runs_dirs``, sorted by method, settings and seed.
 
-    Runs that have not trained all their epochs are skipped (with a message) unless ``include_unfinished``.
+    A run is a folder holding a checkpoint (a training run) or an ``ARCHIVE`` file (written by
+    :func:`archive_runs`). Training runs that have not trained all their epochs are skipped (with a
+    message) unless ``include_unfinished``. The same method, settings, precision and seed found
+    twice is an error, so no seed counts twice in a mean.
 
     A record holds the method label, seed, precision, epochs, the test metrics (from
     ``test_metrics.json``; evaluated first if missing and ``evaluate_missing``), the wall time of
     training and validation (``elapsed_seconds`` of the last log record; older logs have only the
-    training time, ``train_seconds``) and the history for the learning curves.
+    training time, ``train_seconds``), the history for the learning curves and a note.
     """
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        raise FileNotFoundError(f"{runs_dir} is not a directory of runs")
-    records = []
-    for run in sorted(p for p in runs_dir.iterdir() if (p / CHECKPOINT).exists()):
-        checkpoint = run_files.load_checkpoint(run / CHECKPOINT)
-        config = TrainConfig(**checkpoint["config"])
-        if int(checkpoint["epoch"]) < config.epochs and not include_unfinished:
-            print(f"skipping {run}: {checkpoint['epoch']} of {config.epochs} epochs trained")
-            continue
-        metrics_path = run / "test_metrics.json"
-        if not metrics_path.exists() or json.loads(metrics_path.read_text())["epochs"] != checkpoint["epoch"]:
-            if not evaluate_missing:
-                raise FileNotFoundError(f"{metrics_path} is missing or older than the checkpoint; run evaluate")
-            evaluate_run(run, "test", device=device)
-        best = None
-        if (run / BEST).exists():
-            best_path = run / "test_metrics_best.json"
-            best_epoch = int(run_files.load_checkpoint(run / BEST)["epoch"])
-            if not best_path.exists() or json.loads(best_path.read_text())["epochs"] != best_epoch:
-                if not evaluate_missing:
-                    raise FileNotFoundError(f"{best_path} is missing or stale; run evaluate --checkpoint best")
-                evaluate_run(run, "test", device=device, which="best")
-            best = json.loads(best_path.read_text())
-        history = run_files.read_log(run / LOG)
-        records.append(
-            {
-                "run": str(run),
-                "method": config.label,
-                "settings": describe_settings(config),
-                "seed": config.seed,
-                "precision": config.precision,
-                "epochs": int(checkpoint["epoch"]),
-                "test": json.loads(metrics_path.read_text()),
-                "test_best": best,  # the best-validation epoch's model on the test maps (None: no best.pt)
-                "elapsed_seconds": history[-1].get("elapsed_seconds") if history else None,
-                "train_seconds": sum(h["epoch_seconds"] for h in history),
-                "history": history,
-            }
-        )
+    if isinstance(runs_dirs, (str, Path)):
+        runs_dirs = [runs_dirs]
+    records: dict[tuple, dict] = {}
+    for runs_dir in map(Path, runs_dirs):
+        if not runs_dir.is_dir():
+            raise FileNotFoundError(f"{runs_dir} is not a directory of runs")
+        for run in sorted(runs_dir.iterdir()):
+            if (run / CHECKPOINT).exists():
+                record = _training_run(run, evaluate_missing, device, include_unfinished)
+            elif (run / ARCHIVE).exists():
+                record = _archived_run(run)
+            else:
+                continue
+            if record is None:
+                continue
+            key = (record["method"], record["settings"], record["precision"], record["seed"])
+            if key in records:
+                raise ValueError(f"{run} and {records[key]['run']} are the same run ({', '.join(map(str, key))})")
+            records[key] = record
     if not records:
-        raise FileNotFoundError(f"no runs (folders with {CHECKPOINT}) under {runs_dir}")
-    return sorted(records, key=lambda r: (r["method"], r["settings"], r["seed"]))
+        where = ", ".join(map(str, runs_dirs))
+        raise FileNotFoundError(f"no runs (folders with {CHECKPOINT} or {ARCHIVE}) under {where}")
+    return sorted(records.values(), key=lambda r: (r["method"], r["settings"], r["seed"]))
 
 
-def _mean_std(values: list[float], percent: bool) -> str:
+def _record(run: Path, config: TrainConfig, epochs: int, test: dict, best: dict | None, history: list[dict]) -> dict:
+    return {
+        "run": str(run),
+        "method": config.label,
+        "settings": describe_settings(config),
+        "seed": config.seed,
+        "size": config.size,
+        "precision": config.precision,
+        "epochs": epochs,
+        "test": test,
+        "test_best": best,  # the best-validation epoch's model on the test maps (None: no best.pt)
+        "elapsed_seconds": history[-1].get("elapsed_seconds") if history else None,
+        "train_seconds": sum(h["epoch_seconds"] for h in history),
+        "history": history,
+        "note": "",
+    }
+
+
+def _training_run(run: Path, evaluate_missing: bool, device: str, include_unfinished: bool) -> dict | None:
+    checkpoint = run_files.load_checkpoint(run / CHECKPOINT)
+    config = TrainConfig(**checkpoint["config"])
+    if int(checkpoint["epoch"]) < config.epochs and not include_unfinished:
+        print(f"skipping {run}: {checkpoint['epoch']} of {config.epochs} epochs trained")
+        return None
+    metrics_path = run / "test_metrics.json"
+    if not metrics_path.exists() or json.loads(metrics_path.read_text())["epochs"] != checkpoint["epoch"]:
+        if not evaluate_missing:
+            raise FileNotFoundError(f"{metrics_path} is missing or older than the checkpoint; run evaluate")
+        evaluate_run(run, "test", device=device)
+    best = None
+    if (run / BEST).exists():
+        best_path = run / "test_metrics_best.json"
+        best_epoch = int(run_files.load_checkpoint(run / BEST)["epoch"])
+        if not best_path.exists() or json.loads(best_path.read_text())["epochs"] != best_epoch:
+            if not evaluate_missing:
+                raise FileNotFoundError(f"{best_path} is missing or stale; run evaluate --checkpoint best")
+            evaluate_run(run, "test", device=device, which="best")
+        best = json.loads(best_path.read_text())
+    test = json.loads(metrics_path.read_text())
+    return _record(run, config, int(checkpoint["epoch"]), test, best, run_files.read_log(run / LOG))
+
+
+def _archived_run(run: Path) -> dict:
+    """A run from its archive: ``ARCHIVE``, the test metrics and, where kept, the log."""
+    try:
+        saved = json.loads((run / ARCHIVE).read_text())
+        config = TrainConfig(**saved["config"])
+        test = json.loads((run / "test_metrics.json").read_text())
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{run}: not a readable archived run ({error})") from error
+    best_path = run / "test_metrics_best.json"
+    best = json.loads(best_path.read_text()) if best_path.exists() else None
+    history = run_files.read_log(run / LOG) if (run / LOG).exists() else []
+    record = _record(run, config, int(saved["epochs"]), test, best, history)
+    if not history:  # a log that was not kept: the wall time as recorded with the run
+        record["elapsed_seconds"] = saved.get("elapsed_seconds")
+        record["train_seconds"] = saved.get("train_seconds", 0.0)
+    record["note"] = saved.get("note", "")
+    return record
+
+
+def archive_runs(runs: list[dict], out_dir: str | Path) -> list[Path]:
+    """Copy each training run's config, log and test metrics (not its weights) to ``out_dir/RUN``."""
+    written = []
+    for r in runs:
+        run = Path(r["run"])
+        if not (run / CHECKPOINT).exists():
+            continue  # already an archive
+        checkpoint = run_files.load_checkpoint(run / CHECKPOINT)
+        dest = Path(out_dir, run.name)
+        dest.mkdir(parents=True, exist_ok=True)
+        saved = {"config": checkpoint["config"], "epochs": int(checkpoint["epoch"]), "note": r["note"]}
+        run_files.atomic_write_bytes(dest / ARCHIVE, (json.dumps(saved, indent=2) + "\n").encode())
+        for name in (LOG, *METRIC_FILES):
+            if (run / name).exists():
+                run_files.atomic_write_bytes(dest / name, (run / name).read_bytes())
+        written.append(dest)
+    return written
+
+
+def _mean_std(values: list[float | None], percent: bool) -> str:
+    """Mean ± sample standard deviation; a value of None (not recorded) is left out and marked †."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return "—"
+    text = _mean_std_known(known, percent)
+    return text + "†" if len(known) < len(values) else text
+
+
+def _mean_std_known(values: list[float], percent: bool) -> str:
     scale = 100.0 if percent else 1.0
     mean = scale * statistics.fmean(values)
     if len(values) < 2:
@@ -108,17 +195,20 @@ def _mean_std(values: list[float], percent: bool) -> str:
 
 
 def _minutes(runs: list[dict]) -> str:
-    if all(r["elapsed_seconds"] is not None for r in runs):
-        return " / ".join(f"{r['elapsed_seconds'] / 60:.0f}" for r in runs)
-    return " / ".join(f"{r['train_seconds'] / 60:.0f}*" for r in runs)
+    return " / ".join(
+        f"{r['elapsed_seconds'] / 60:.0f}" if r["elapsed_seconds"] is not None else f"{r['train_seconds'] / 60:.0f}*"
+        for r in runs
+    )
 
 
 def _best(runs: list[dict]) -> str:
-    """Test accuracy of the best-validation epochs, and those epochs (— where a run kept no best.pt)."""
-    if any(r["test_best"] is None for r in runs):
+    """Test accuracy of the best-validation epochs, and those epochs (over the runs that kept a best.pt)."""
+    kept = [r for r in runs if r["test_best"] is not None]
+    if not kept:
         return "—"
-    epochs = ", ".join(str(r["test_best"]["epochs"]) for r in runs)
-    return f"{_mean_std([r['test_best']['optimal_cost'] for r in runs], True)} (epochs {epochs})"
+    epochs = ", ".join(str(r["test_best"]["epochs"]) for r in kept)
+    mark = "†" if len(kept) < len(runs) else ""
+    return f"{_mean_std([r['test_best']['optimal_cost'] for r in kept], True)}{mark} (epochs {epochs})"
 
 
 def summary_table(runs: list[dict]) -> str:
@@ -140,6 +230,7 @@ def summary_table(runs: list[dict]) -> str:
         *[m[1] for m in METRICS],
         "best val. epoch: optimal-cost acc.",
         "wall time (min, per seed)",
+        "published, original data (a different data set)",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for (method, settings, precision), group in groups.items():
@@ -149,9 +240,10 @@ def summary_table(runs: list[dict]) -> str:
             ", ".join(str(r["seed"]) for r in group),
             "/".join(sorted({str(r["epochs"]) for r in group})),
             precision,
-            *[_mean_std([r["test"][key] for r in group], percent) for key, _, percent in METRICS],
+            *[_mean_std([r["test"].get(key) for r in group], percent) for key, _, percent in METRICS],
             _best(group),
             _minutes(group),
+            PUBLISHED_12X12.get(method, "—") if group[0]["size"] == 12 else "—",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -169,12 +261,14 @@ def write_report(runs: list[dict], out_dir: str | Path, name: str, title: str = 
     summary.write_text(json.dumps([{k: v for k, v in r.items() if k != "history"} for r in runs], indent=2) + "\n")
     curves: dict[str, list[list[dict]]] = defaultdict(list)
     precisions = {r["precision"] for r in runs}
-    for r in runs:
+    for r in (r for r in runs if r["history"]):  # archived runs whose log was not kept have no curve
         label = r["method"] + (f", {r['precision']}" if len(precisions) > 1 else "")
         curves[
             label
             if len({x["settings"] for x in runs if x["method"] == r["method"]}) == 1
             else f"{label}, {r['settings']}"
         ].append(r["history"])
+    if not curves:  # only archived runs whose logs were not kept
+        return [table, summary]
     figure = plot_runs(dict(curves), out_dir / f"{name}_curves.png", title=title)
     return [table, summary, figure]
