@@ -5,9 +5,12 @@ Run ``python -m benchmarks.caching``. A linear model predicts the item values of
 once with the real solver on every call (``solve_ratio=1``: the baseline) and once through
 ``cached(solver, solve_ratio=p)`` with the pool seeded by the training set's optimal solutions (as
 Mulamba et al. do). The two arms train from the same initial weights on the same batches, their
-epochs interleaved so that machine load hits both alike. Printed per estimator: solver calls
-(instances reaching the solver) per epoch, the median epoch time, and the final normalised
-regret on held-out data (solved exactly), each as a ratio of the baseline.
+epochs interleaved so that machine load hits both alike. Printed per estimator and seed (data,
+initial weights, batch order and cache draws all follow the seed): solver calls (instances
+reaching the solver) per epoch, the median epoch time, and the final normalised regret on
+held-out data (solved exactly), each as a ratio of the baseline; then the mean regret ratio over
+the seeds. ``--noise-band`` adds a second uncached arm trained on another batch order, whose
+regret ratio to the baseline is the spread that training alone gives, with no caching.
 """
 
 from __future__ import annotations
@@ -64,28 +67,35 @@ def make_step(kind: str, solver, model: nn.Module, seed: int):
     return lambda x, v, w: ((w - layer(model(x))) * v).sum(-1).mean()
 
 
-def run(kind: str, args, data) -> dict:
+def run(kind: str, args, seed: int, data) -> dict:
     x, values, solutions, x_test, values_test, optimal_test, ilp = data
-    torch.manual_seed(args.seed)
+    torch.manual_seed(seed)
     initial = nn.Linear(x.shape[1], values.shape[1])
+    order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))
+    plans = [("baseline", None, order), ("cached", args.solve_ratio, order)]
+    if args.noise_band:
+        # The same training, uncached, on another batch order: how far apart training alone lands.
+        other = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed + 1000))
+        plans.append(("reordered", None, other))
     arms = {}
-    for name, ratio in (("baseline", None), ("cached", args.solve_ratio)):
+    for name, ratio, batches in plans:
         counter = Counting(ilp)
         solver = counter
         if ratio is not None:
-            draws = torch.Generator().manual_seed(args.seed + 1)
+            draws = torch.Generator().manual_seed(seed + 1)
             solver = cached(counter, SolutionPool(solutions), solve_ratio=ratio, generator=draws)
         model = nn.Linear(x.shape[1], values.shape[1])
         model.load_state_dict(initial.state_dict())
-        step = make_step(kind, solver, model, args.seed)
+        step = make_step(kind, solver, model, seed)
         optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
-        arms[name] = dict(counter=counter, solver=solver, model=model, step=step, optimiser=optimiser, times=[])
-    order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(args.seed))
+        arms[name] = dict(
+            counter=counter, solver=solver, model=model, step=step, optimiser=optimiser, order=batches, times=[]
+        )
     for _ in range(args.epochs):
         for arm in arms.values():  # interleaved: one epoch of each arm in turn
             start = time.perf_counter()
             for i in range(0, x.shape[0], args.batch):
-                idx = order[i : i + args.batch]
+                idx = arm["order"][i : i + args.batch]
                 loss = arm["step"](x[idx], values[idx], solutions[idx])
                 arm["optimiser"].zero_grad()
                 loss.backward()
@@ -101,45 +111,59 @@ def run(kind: str, args, data) -> dict:
     return out
 
 
+def task(args, seed: int):
+    """The knapsack, training and test data of one seed (the test optima solved exactly)."""
+    rng = np.random.default_rng(seed + 100)
+    weights = rng.integers(3, 9, (1, args.items)).astype(float)
+    ilp = ILP(A=weights, b=[0.5 * weights.sum()], sense="max")
+    x, values = knapsack_data(args.train, args.features, args.items, seed)
+    x_test, values_test = knapsack_data(args.test, args.features, args.items, seed + 1)
+    return x, values, ilp(values), x_test, values_test, ilp(values_test), ilp
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=int, default=200)
     parser.add_argument("--test", type=int, default=200)
     parser.add_argument("--items", type=int, default=20)
     parser.add_argument("--features", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--solve-ratio", type=float, default=0.05)
     parser.add_argument("--estimators", nargs="+", default=["SPO+", "AIMLE"], choices=["SPO+", "AIMLE"])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--noise-band", action="store_true", help="add an uncached arm on another batch order")
     args = parser.parse_args()
-
-    rng = np.random.default_rng(args.seed + 100)
-    weights = rng.integers(3, 9, (1, args.items)).astype(float)
-    ilp = ILP(A=weights, b=[0.5 * weights.sum()], sense="max")
-    x, values = knapsack_data(args.train, args.features, args.items, args.seed)
-    x_test, values_test = knapsack_data(args.test, args.features, args.items, args.seed + 1)
-    solutions, optimal_test = ilp(values), ilp(values_test)
-    data = (x, values, solutions, x_test, values_test, optimal_test, ilp)
 
     print(
         f"knapsack: {args.items} items, capacity half the total weight, OR-Tools SCIP; {args.train} train / "
         f"{args.test} test instances, batch {args.batch}, {args.epochs} epochs, solve_ratio={args.solve_ratio:g}"
     )
     print(f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f}")
+    band = f" {'reordered':>9}" if args.noise_band else ""
     print(
-        f"{'estimator':<9} {'calls/epoch':>18} {'calls ratio':>11} {'epoch (s)':>17} {'speed-up':>8} "
-        f"{'regret':>17} {'regret ratio':>12}"
+        f"{'estimator':<9} {'seed':>4} {'calls/epoch':>15} {'calls ratio':>11} {'epoch (s)':>16} {'speed-up':>8} "
+        f"{'regret':>17} {'regret ratio':>12}{band}"
     )
-    for kind in args.estimators:
-        r = run(kind, args, data)
-        base, fast = r["baseline"], r["cached"]
-        print(
-            f"{kind:<9} {base['calls']:>8.0f} -> {fast['calls']:>6.0f} {base['calls'] / max(fast['calls'], 1):>10.1f}x "
-            f"{base['epoch']:>7.3f} -> {fast['epoch']:>6.3f} {base['epoch'] / fast['epoch']:>7.1f}x "
-            f"{base['regret']:>7.4f} -> {fast['regret']:>6.4f} {fast['regret'] / base['regret']:>11.3f}"
-        )
+    ratios: dict[str, list[float]] = {kind: [] for kind in args.estimators}
+    for seed in args.seeds:
+        data = task(args, seed)
+        for kind in args.estimators:
+            r = run(kind, args, seed, data)
+            base, fast = r["baseline"], r["cached"]
+            ratios[kind].append(fast["regret"] / base["regret"])
+            other = f" {r['reordered']['regret'] / base['regret']:>9.3f}" if args.noise_band else ""
+            print(
+                f"{kind:<9} {seed:>4} {base['calls']:>6.0f} -> {fast['calls']:>5.0f} "
+                f"{base['calls'] / max(fast['calls'], 1):>10.1f}x "
+                f"{base['epoch']:>6.3f} -> {fast['epoch']:>6.3f} {base['epoch'] / fast['epoch']:>7.1f}x "
+                f"{base['regret']:>7.4f} -> {fast['regret']:>6.4f} {ratios[kind][-1]:>12.3f}{other}",
+                flush=True,
+            )
+    for kind, values in ratios.items():
+        listed = ", ".join(f"{v:.3f}" for v in values)
+        print(f"{kind}: regret ratio mean {statistics.mean(values):.3f} over seeds {args.seeds} ({listed})")
     print(f"load average after {os.getloadavg()[0]:.2f}")
 
 

@@ -10,7 +10,9 @@ by ``state_dict`` and moved by ``.to()``, also when the cached solver sits insid
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -181,7 +183,15 @@ class CachedSolver(nn.Module):
 
     Counters ``solver_calls`` / ``solved`` (calls and instances that reached the solver) and
     ``pool_calls`` / ``looked_up`` (answered from the pool) count since construction or
-    :meth:`reset_counts`.
+    :meth:`reset_counts`. ``last_solved`` says whether the latest call's answers came from the
+    solver (None before the first call).
+
+    **Paired calls.** A finite difference of two answers is only meaningful when both come from
+    the same source: a pool answer minus the solver's answer for (almost) the same θ is not zero,
+    it is the pool's shortfall, divided by λ. Inside ``with cache.decided(solve):`` calls take
+    that decision instead of drawing; the forward-difference estimators (:class:`~difftools.IMLE`,
+    :class:`~difftools.Blackbox`, ``AIMLE(central=False)``) use it to give their backward solve
+    the decision their forward call drew.
     """
 
     accepts_per_instance = True
@@ -212,6 +222,8 @@ class CachedSolver(nn.Module):
         self.pool = pool
         self.solve_ratio = float(solve_ratio)
         self.generator = generator
+        self.last_solved: bool | None = None
+        self._forced: bool | None = None
         self.reset_counts()
 
     @property
@@ -226,6 +238,20 @@ class CachedSolver(nn.Module):
         """Set the call and instance counters to zero."""
         self.solver_calls = self.solved = self.pool_calls = self.looked_up = 0
 
+    @contextlib.contextmanager
+    def decided(self, solve: bool) -> Iterator[None]:
+        """Calls inside run the solver (``solve=True``) or look up (False) without drawing.
+
+        A look-up still goes to the solver where some instance has no candidate (as a drawn one does).
+        """
+        if not isinstance(solve, bool):
+            raise TypeError(f"cached: decided(solve) needs a bool, got {solve!r}")
+        previous, self._forced = self._forced, solve
+        try:
+            yield
+        finally:
+            self._forced = previous
+
     def forward(self, theta: Tensor, /, **context: Any) -> Tensor:
         """``z`` for θ ``[*batch, *event]``: the solver's answer or the best pool member (see the class)."""
         if not isinstance(theta, Tensor):
@@ -238,8 +264,12 @@ class CachedSolver(nn.Module):
         batch_shape = theta.shape[:split]
         count = math.prod(batch_shape)
         index = pool_index(self.pool, context.pop(POOL_INDEX, None), batch_shape, "cached")
-        draw = torch.rand((), generator=self.generator) if self.solve_ratio < 1 else None
-        if draw is None or bool(draw < self.solve_ratio) or not self.pool.covers(index):
+        if self._forced is not None:
+            solve = self._forced
+        else:
+            solve = self.solve_ratio >= 1 or bool(torch.rand((), generator=self.generator) < self.solve_ratio)
+        self.last_solved = solve = solve or not self.pool.covers(index)
+        if solve:
             keep_markers = getattr(self.solver, "accepts_per_instance", False)
             ctx = {k: v if keep_markers or not isinstance(v, PerInstance) else v.value for k, v in context.items()}
             z = self.solver(theta, **ctx)

@@ -11,6 +11,7 @@ Losses built on these live in :mod:`difftools.losses`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -19,6 +20,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from difftools._validation import check_bool, check_real
+from difftools.caching import CachedSolver
 from difftools.core import PerturbAndMAP, _solver_repr, event_norm, event_sum
 from difftools.noise import Gumbel, Noise, Normal
 
@@ -80,10 +82,14 @@ class FiniteDifference(PerturbAndMAP):
         # The backward needs only the target point θ + τ'ε (common random numbers): keep that.
         tau = self.target_noise_temperature
         target = perturbed if tau is None else torch.add(theta, eps, alpha=tau)
+        if not self.central and isinstance(self.solver, CachedSolver):
+            # The forward difference subtracts the backward's answer from this call's: both must come
+            # from the pool or both from the solver, so keep this call's decision for the backward.
+            return z, (target, torch.tensor(self.solver.last_solved))
         return z, (target,)
 
     def _backward_impl(self, theta, out, state, grad_out, context):
-        (target,) = state
+        target, *decision = state
         self._check_grad(grad_out)
         samples = target.shape[0]
         grad_f = grad_out * samples if samples > 1 else grad_out
@@ -102,7 +108,9 @@ class FiniteDifference(PerturbAndMAP):
             ends = self._map(points, context, 2 * samples)
             diff = ends[:samples] - ends[samples:]
         else:
-            diff = out - self._map(target - shift, context, samples)
+            paired = self.solver.decided(bool(decision[0])) if decision else contextlib.nullcontext()
+            with paired:
+                diff = out - self._map(target - shift, context, samples)
         # 1/(2λ) or 1/λ where λ > 0 (0.5/λ, not 1/(2λ): 2λ may overflow where 1/λ is finite) and 0
         # where λ = 0 (no step taken, so no gradient — never NaN).
         inverse = torch.where(lam > 0, (0.5 if self.central else 1.0) / lam, 0.0)

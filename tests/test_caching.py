@@ -150,6 +150,52 @@ def test_solve_ratio_one_trains_exactly_like_the_uncached_solver():
     assert len(layer.solver.pool) > 0
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda s: difftools.Blackbox(s, lam=1e-3),
+        lambda s: difftools.IMLE(s, lam=1e-3, noise=None),
+        lambda s: difftools.AIMLE(s, central=False, noise=None, initial_alpha=1e-4),
+    ],
+    ids=["Blackbox", "IMLE", "AIMLE-forward"],
+)
+def test_forward_difference_takes_both_answers_from_the_same_source(make):
+    # θ's top 2 are far from any tie, so a small step leaves MAP(θ) and the pool's best unchanged and
+    # the true forward difference is exactly 0. A forward answer from the pool (a non-optimal member)
+    # minus a backward answer from the solver would instead be a spurious ±1/λ gradient.
+    solver = difftools.get_solver("topk", k=2)
+    direction = torch.tensor([[1.0, -1.0, 1.0, -1.0, 1.0, -1.0]])
+    decisions = set()
+    for seed in range(16):
+        theta = torch.tensor([[3.0, 2.0, 0.5, 0.2, 0.1, 0.0]], requires_grad=True)
+        pool = SolutionPool(torch.tensor([[0.0, 0.0, 1.0, 1.0, 0.0, 0.0]]))
+        layer = cached(solver, pool, solve_ratio=0.5, generator=torch.Generator().manual_seed(seed))
+        (make(layer)(theta) * direction).sum().backward()
+        assert torch.equal(theta.grad, torch.zeros_like(theta)), (seed, layer.solver_calls, layer.pool_calls)
+        assert (layer.solver_calls, layer.pool_calls) in ((2, 0), (0, 2))  # one draw, two calls
+        decisions.add(layer.solver_calls)
+    assert decisions == {0, 2}  # both decisions were exercised
+
+
+def test_paired_calls_reproduce_the_uncached_gradient_when_both_solve():
+    solver = difftools.get_solver("topk", k=2)
+    theta = torch.tensor([[3.0, 2.9, 0.5, 0.2], [0.1, 1.0, 0.9, 2.0]])
+    grad_out = torch.tensor([[0.0, 2.0, -1.0, 0.0], [1.0, 0.0, 0.0, -3.0]])
+    plain = theta.clone().requires_grad_()
+    (difftools.Blackbox(solver, lam=1.0)(plain) * grad_out).sum().backward()
+    layer = cached(solver, SolutionPool(torch.tensor([[0.0, 0.0, 1.0, 1.0]])), solve_ratio=0.0)
+    wrapped = theta.clone().requires_grad_()
+    with layer.decided(True):
+        (difftools.Blackbox(layer, lam=1.0)(wrapped) * grad_out).sum().backward()
+    assert torch.equal(wrapped.grad, plain.grad) and layer.solver_calls == 2 and layer.last_solved
+    with layer.decided(False):
+        layer(theta)
+    assert layer.last_solved is False and layer.pool_calls == 1
+    with pytest.raises(TypeError, match=r"decided\(solve\) needs a bool"):
+        with layer.decided(1):
+            pass
+
+
 def test_caching_works_inside_every_kind_of_consumer():
     solver, calls = counting_topk()
     theta = torch.randn(4, 6, generator=torch.Generator().manual_seed(9), requires_grad=True)
