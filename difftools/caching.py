@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from difftools.protocol import PerInstance
+from difftools.context import PerInstance
+from difftools.contract import Solver, for_solver
 from difftools.registry import resolve_solver
 
 __all__ = ["CachedSolver", "SolutionPool", "cached"]
@@ -163,7 +164,7 @@ class SolutionPool(nn.Module):
         return f"size={len(self)}, entries={width}, per_instance={self.per_instance}"
 
 
-class CachedSolver(nn.Module):
+class CachedSolver(nn.Module, Solver):
     """A solver whose calls are answered from a :class:`SolutionPool` with probability ``1 − solve_ratio``.
 
     Satisfies the solver protocol (same ``sense`` and ``event_dim`` as the wrapped solver), so it
@@ -183,8 +184,6 @@ class CachedSolver(nn.Module):
     ``pool_calls`` / ``looked_up`` (answered from the pool) count since construction or
     :meth:`reset_counts`.
     """
-
-    accepts_per_instance = True
 
     def __init__(
         self,
@@ -222,6 +221,10 @@ class CachedSolver(nn.Module):
     def event_dim(self) -> int:
         return self.solver.event_dim
 
+    @property
+    def discrete(self) -> Any:
+        return getattr(self.solver, "discrete", "integer")
+
     def reset_counts(self) -> None:
         """Set the call and instance counters to zero."""
         self.solver_calls = self.solved = self.pool_calls = self.looked_up = 0
@@ -240,9 +243,7 @@ class CachedSolver(nn.Module):
         index = pool_index(self.pool, context.pop(POOL_INDEX, None), batch_shape, "cached")
         draw = torch.rand((), generator=self.generator) if self.solve_ratio < 1 else None
         if draw is None or bool(draw < self.solve_ratio) or not self.pool.covers(index):
-            keep_markers = getattr(self.solver, "accepts_per_instance", False)
-            ctx = {k: v if keep_markers or not isinstance(v, PerInstance) else v.value for k, v in context.items()}
-            z = self.solver(theta, **ctx)
+            z = self.solver(theta, **for_solver(self.solver, context))
             self.pool.add(z.reshape(count, -1), owners=index)
             self.solver_calls += 1
             self.solved += count

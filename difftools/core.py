@@ -17,9 +17,11 @@ from torch import Tensor, nn
 from torch._C import _functions as _autograd_functions
 
 from difftools._validation import check_bool, check_real
+from difftools.context import PerInstance, per_instance_hint, with_hint
+from difftools.contract import for_solver
 from difftools.errors import SolverError
 from difftools.noise import Noise
-from difftools.protocol import PerInstance, per_instance_hint, warn_if_not_discrete, with_hint
+from difftools.output_checks import warn_if_not_discrete
 from difftools.registry import resolve_solver
 
 __all__ = ["PerturbAndMAP", "max_form", "event_sum"]
@@ -177,15 +179,12 @@ class PerturbAndMAP(nn.Module):
 
         Per-instance context given for ``[*batch]`` is laid out for the leading sample dim.
         """
-        # Solvers built with difftools.solver split PerInstance values per instance themselves;
-        # any other solver receives the bare value, whose leading dims then match θ's batch dims.
-        keep_marker = getattr(self.solver, "accepts_per_instance", False)
-        ctx = {}
-        for key, value in context.items():
-            if isinstance(value, PerInstance):
-                value = value.expand_samples(samples)
-                value = value if keep_marker else value.value
-            ctx[key] = value
+        # The core owns the sample dimension, so it lays per-instance context out over it; how the
+        # solver then receives it is the contract's one rule (difftools.contract.for_solver).
+        ctx = for_solver(
+            self.solver,
+            {k: v.expand_samples(samples) if isinstance(v, PerInstance) else v for k, v in context.items()},
+        )
         # max_form is its own inverse: it turns the max-form parameter back into the solver's own.
         given = max_form(theta, self.solver.sense)
         version = given._version

@@ -11,7 +11,7 @@ import importlib
 from importlib import metadata
 from typing import Any
 
-from difftools.protocol import is_solver
+from difftools.contract import is_solver
 
 __all__ = ["register_solver", "get_solver", "list_solvers", "ENTRY_POINT_GROUP"]
 

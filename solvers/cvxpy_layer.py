@@ -9,11 +9,10 @@ import warnings
 from typing import Any
 
 import numpy as np
-from torch import Tensor
 
 from difftools.errors import SolverError
-from difftools.protocol import FunctionSolver
-from solvers._common import check_theta, import_optional
+from difftools.function_solver import FunctionSolver
+from solvers._common import import_optional
 
 __all__ = ["CvxpySolver"]
 
@@ -171,6 +170,9 @@ class CvxpySolver(FunctionSolver):
         chunksize: instances per executor task (see :func:`difftools.solver`).
     """
 
+    check_finite_theta = True
+    floating_theta = True
+
     def __init__(
         self,
         problem: Any,
@@ -205,17 +207,17 @@ class CvxpySolver(FunctionSolver):
         )
         self.shape: tuple[int, ...] = tuple(parameter.shape)
         self.parameter_names: tuple[str, ...] = tuple(parameters)
+        self.event_shape = self.shape
+        self.theta_meaning = f"[*, {', '.join(map(str, self.shape))}] values of the parameter"
         self._description = f"{type(problem.objective).__name__}(⟨{parameter.name()}, {variable.name()}⟩)"
 
-    def __call__(self, theta: Tensor, /, **context: Any) -> Tensor:
+    def check_context(self, context: dict) -> None:
         unknown = sorted(set(context) - set(self.parameter_names))
         if unknown:
             raise TypeError(
                 f"{self.name}: context {unknown} names no parameter of the problem; "
                 f"its other parameters are {list(self.parameter_names)}"
             )
-        check_theta(theta, self.name, self.shape, f"[*, {', '.join(map(str, self.shape))}] values of the parameter")
-        return super().__call__(theta, **context)
 
     def __repr__(self) -> str:
         parts = [self._description, f"shape={self.shape}", f"solver={self.fn.solver!r}"]

@@ -15,9 +15,10 @@ from typing import Any, Literal
 import numpy as np
 from torch import Tensor
 
+from difftools.context import PerInstance
 from difftools.errors import SolverError
-from difftools.protocol import FunctionSolver, PerInstance
-from solvers._common import check_context_keys, check_theta, import_optional
+from difftools.function_solver import FunctionSolver
+from solvers._common import import_optional
 
 __all__ = ["ShortestPath"]
 
@@ -156,6 +157,11 @@ class ShortestPath(FunctionSolver):
         chunksize: instances per executor task (see :func:`difftools.solver`).
     """
 
+    context_keys = ("source", "target")
+    theta_meaning = "[*, E] edge weights in graph.edges order"
+    check_finite_theta = True
+    floating_theta = True
+
     def __init__(
         self,
         graph: Any,
@@ -191,15 +197,14 @@ class ShortestPath(FunctionSolver):
             discrete="binary",
         )
         self.edges: list[tuple[Any, Any]] = list(graph.edges())
+        self.event_shape = (len(self.edges),)
         self.negative = negative
 
     @property
     def num_edges(self) -> int:
         return len(self.edges)
 
-    def __call__(self, theta: Tensor, /, **context: Any) -> Tensor:
-        check_context_keys(context, ("source", "target"), self.name)
-        check_theta(theta, self.name, (self.num_edges,), "[*, E] edge weights in graph.edges order")
+    def solve_batch(self, theta: Tensor, /, **context: Any) -> Tensor:
         for role in ("source", "target"):
             if getattr(self.fn, role) is None and context.get(role) is None:
                 raise ValueError(f"{self.name}: no {role}; pass {role}= to ShortestPath or as context")
@@ -212,7 +217,7 @@ class ShortestPath(FunctionSolver):
                 "constructed with negative='raise'; negative='exact' (the default) solves them exactly, "
                 "negative='clamp' treats them as 0"
             )
-        return super().__call__(theta, **context)
+        return super().solve_batch(theta, **context)
 
     def __repr__(self) -> str:
         kind = "DiGraph" if self.fn.graph.is_directed() else "Graph"

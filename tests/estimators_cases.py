@@ -14,16 +14,14 @@ import torch
 import difftools
 
 
-class Flipped:
+class Flipped(difftools.SolverWrapper):
     """The same oracle in the opposite sense: ``Flipped(s)(θ) = s(−θ)`` (argmax ⟷ argmin)."""
 
     def __init__(self, inner: Any):
-        self.inner = inner
-        self.sense = "min" if inner.sense == "max" else "max"
-        self.event_dim = inner.event_dim
+        super().__init__(inner, sense="min" if inner.sense == "max" else "max")
 
-    def __call__(self, theta: torch.Tensor, /, **context: Any) -> torch.Tensor:
-        return self.inner(-theta, **context)
+    def solve_batch(self, theta: torch.Tensor, /, **context: Any) -> torch.Tensor:
+        return super().solve_batch(-theta, **context)
 
     def __repr__(self) -> str:
         return f"Flipped({self.inner!r})"

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import difftools as dt
-from difftools.protocol import _OUTPUT_WARNED, _OUTPUT_WARNED_IDS
+from difftools.output_checks import _OUTPUT_WARNED, _OUTPUT_WARNED_IDS
 from solvers._common import import_optional
 from solvers.graphs import ShortestPath
 from solvers.grid_shortest_path import GridShortestPath

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import difftools as dt
-from difftools.protocol import _OUTPUT_WARNED, _OUTPUT_WARNED_IDS
+from difftools.output_checks import _OUTPUT_WARNED, _OUTPUT_WARNED_IDS
 
 pytestmark = pytest.mark.timeout(60)
 

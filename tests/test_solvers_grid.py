@@ -131,13 +131,13 @@ def test_negative_costs_are_clamped_by_default_and_raise_on_request():
 def test_non_finite_costs_raise(bad):
     costs = torch.ones(2, 4, 4)
     costs[1, 2, 3] = bad
-    with pytest.raises(ValueError, match="theta .* contains NaN or Inf"):
+    with pytest.raises(ValueError, match="GridShortestPath: θ contains NaN or Inf"):
         GridShortestPath()(costs)
 
 
 def test_bad_inputs_raise_clear_errors():
     solver = GridShortestPath()
-    with pytest.raises(ValueError, match=r"theta must have shape \[\*batch, H, W\]"):
+    with pytest.raises(ValueError, match=r"θ has shape \(5,\), expected \[\*batch, H, W\] cell costs"):
         solver(torch.ones(5))
     with pytest.raises(ValueError, match="H, W >= 1"):
         solver(torch.ones(3, 0))

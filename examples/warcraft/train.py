@@ -128,20 +128,23 @@ class TrainConfig:
         return names[self.method] + (f" ({self.difference})" if self.difference else "")
 
 
-class TimedSolver:
+class TimedSolver(difftools.SolverWrapper):
     """A solver wrapper that adds up the wall time of its calls (synchronising CUDA to be honest)."""
 
     def __init__(self, solver: Any):
-        self.solver = solver
-        self.sense = solver.sense
-        self.event_dim = solver.event_dim
+        super().__init__(solver)
         self.seconds = 0.0
 
-    def __call__(self, theta: Tensor, /, **context: Any) -> Tensor:
+    @property
+    def solver(self) -> Any:
+        """The timed solver."""
+        return self.inner
+
+    def solve_batch(self, theta: Tensor, /, **context: Any) -> Tensor:
         if theta.is_cuda:
             torch.cuda.synchronize(theta.device)
         start = time.perf_counter()
-        out = self.solver(theta, **context)
+        out = super().solve_batch(theta, **context)
         if theta.is_cuda:
             torch.cuda.synchronize(theta.device)
         self.seconds += time.perf_counter() - start
