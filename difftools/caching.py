@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from difftools.context import PerInstance
 from difftools.contract import Solver, for_solver
+from difftools.output_checks import solver_repr
 from difftools.registry import resolve_solver
 
 __all__ = ["CachedSolver", "SolutionPool", "cached"]
@@ -255,9 +256,10 @@ class CachedSolver(nn.Module, Solver):
         return best.reshape(theta.shape)
 
     def extra_repr(self) -> str:
-        inner = repr(self.solver)
-        inner = inner if len(inner) <= 80 else inner[:77] + "..."
-        return f"{inner}, solve_ratio={self.solve_ratio:g}, sense={self.sense!r}, event_dim={self.event_dim}"
+        return (
+            f"{solver_repr(self.solver)}, solve_ratio={self.solve_ratio:g}, sense={self.sense!r}, "
+            f"event_dim={self.event_dim}"
+        )
 
 
 def pool_index(pool: SolutionPool, value: Any, batch_shape: torch.Size, owner: str) -> Tensor | None:

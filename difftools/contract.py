@@ -19,7 +19,16 @@ from torch import Tensor
 from difftools.context import PerInstance
 from difftools.output_checks import check_solver_output
 
-__all__ = ["BlackBoxSolver", "Discrete", "Sense", "Solver", "SolverWrapper", "check_sense", "for_solver", "is_solver"]
+__all__ = [
+    "BlackBoxSolver",
+    "Discrete",
+    "Sense",
+    "Solver",
+    "SolverWrapper",
+    "check_sense",
+    "for_solver",
+    "is_solver",
+]
 
 Sense = Literal["max", "min"]
 Discrete = Literal["binary", "integer"]

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from difftools._validation import check_seconds
 from difftools.context import per_instance_hint, with_hint
 from difftools.contract import Discrete, Sense, Solver, check_sense
 from difftools.errors import SolverError
@@ -64,13 +65,7 @@ class FunctionSolver(Solver):
             )
         if chunksize is not None and (isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1):
             raise ValueError(f"solver: chunksize must be None or an int >= 1, got {chunksize!r}")
-        if timeout is not None and (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, (int, float))
-            or not math.isfinite(timeout)
-            or timeout <= 0
-        ):
-            raise ValueError(f"solver: timeout must be None or a finite number of seconds > 0, got {timeout!r}")
+        timeout = check_seconds(timeout, "solver", "timeout")
         if discrete not in ("binary", "integer", None):
             raise ValueError(f"solver: discrete must be 'binary', 'integer' or None, got {discrete!r}")
         self.fn = fn
@@ -81,7 +76,7 @@ class FunctionSolver(Solver):
         self.executor = executor
         self.chunksize = chunksize
         self.name = name or getattr(fn, "__name__", type(fn).__name__)
-        self.timeout = None if timeout is None else float(timeout)
+        self.timeout = timeout
         self.discrete = discrete
 
     def repr_parts(self) -> list[str]:

@@ -1,4 +1,4 @@
-"""Checks of what a solver returns: shape, device, dtype, finiteness, and values in its discrete set."""
+"""Checks of what a solver returns (shape, device, dtype, finiteness, its discrete set) and its name in messages."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from torch import Tensor
 
 from difftools.errors import SolverError
 
-__all__ = ["check_solver_output", "warn_if_not_discrete"]
+__all__ = ["check_solver_output", "solver_repr", "warn_if_not_discrete"]
 
 _NON_NUMERIC = {getattr(torch, n) for n in ("quint8", "qint8", "qint32") if hasattr(torch, n)}
 
@@ -84,7 +84,7 @@ def warn_if_not_discrete(solver: Any, z: Tensor, owner: str) -> None:
     example = z[bad][0].item()
     expected = "0 or 1" if kind == "binary" else "integers"
     warnings.warn(
-        f"{owner}: solver {getattr(solver, 'name', None) or _short_repr(solver)} returned {bad.sum().item()} of "
+        f"{owner}: solver {getattr(solver, 'name', None) or solver_repr(solver, 60)} returned {bad.sum().item()} of "
         f"{z.numel()} entries that are not {expected} (e.g. {example:.6g}); a MAP oracle returns a discrete "
         "solution, not scores or probabilities. If real values are intended (an LP's vertices), declare "
         "discrete=None on the solver. (Warned once per solver.)",
@@ -93,6 +93,9 @@ def warn_if_not_discrete(solver: Any, z: Tensor, owner: str) -> None:
     )
 
 
-def _short_repr(obj: Any) -> str:
-    r = repr(obj)
-    return r if len(r) <= 60 else r[:57] + "..."
+def solver_repr(solver: Any, width: int = 80) -> str:
+    """A solver's ``repr`` cut to ``width`` characters; a module solver (a cached one) by its class name."""
+    if isinstance(solver, torch.nn.Module):  # printed in full as a child module
+        return type(solver).__name__
+    r = repr(solver)
+    return r if len(r) <= width else r[: width - 3] + "..."
