@@ -19,11 +19,11 @@ import time
 
 import numpy as np
 import torch
+from difftools.solvers.ilp import ILP
 from torch import nn
 
 import difftools
 from difftools import SolutionPool, cached
-from solvers.ilp import ILP
 
 
 class Counting(difftools.SolverWrapper):

@@ -27,6 +27,8 @@ _MOVED = {
 
 
 def __getattr__(name: str) -> Any:
+    if name.startswith("__"):  # the import system's own probes (__path__, ...): not a moved name
+        raise AttributeError(name)
     if name not in _MOVED:
         raise AttributeError(f"module 'difftools.protocol' has no attribute {name!r}")
     warnings.warn(

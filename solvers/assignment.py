@@ -6,10 +6,10 @@ import concurrent.futures
 from typing import Literal
 
 import numpy as np
+from difftools.solvers._common import import_optional
 
 from difftools.contract import check_sense
 from difftools.function_solver import FunctionSolver
-from solvers._common import import_optional
 
 __all__ = ["Assignment"]
 

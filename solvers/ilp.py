@@ -13,12 +13,12 @@ import warnings
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
+from difftools.solvers._common import import_optional
 from torch import Tensor
 
 from difftools.contract import check_sense
 from difftools.errors import SolverError
 from difftools.function_solver import FunctionSolver
-from solvers._common import import_optional
 
 __all__ = ["ILP"]
 

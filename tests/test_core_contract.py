@@ -8,16 +8,16 @@ import networkx as nx
 import numpy as np
 import pytest
 import torch
+from difftools.solvers.assignment import Assignment
+from difftools.solvers.grid_shortest_path import GridShortestPath
+from difftools.solvers.ilp import ILP
+from difftools.solvers.shortest_path import ShortestPath
+from difftools.solvers.spanning_tree import GraphSpanningTree, SpanningTree
+from difftools.solvers.topk import TopK, argmax
 
 import difftools
 from difftools import PerInstance, Solver, SolverError, SolverWrapper
 from examples.warcraft.train import TimedSolver
-from solvers.assignment import Assignment
-from solvers.graphs import ShortestPath
-from solvers.grid_shortest_path import GridShortestPath
-from solvers.ilp import ILP
-from solvers.spanning_tree import GraphSpanningTree, SpanningTree
-from solvers.topk import TopK, argmax
 from tests.estimators_cases import Flipped
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from difftools.solvers.topk import argmax
 
 import difftools
 from difftools import FenchelYoungLoss, Gumbel, Normal, Perturbed
-from solvers.topk import argmax
 from tests.estimators_cases import Flipped
 
 THETA = torch.tensor([0.5, -0.3, 1.2, 0.0], dtype=torch.float64)

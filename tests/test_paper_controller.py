@@ -6,11 +6,11 @@ import math
 
 import pytest
 import torch
+from difftools.solvers.topk import argmax
 
 import difftools as dt
 from examples.synthetic.experiments import steps_to_target
 from examples.synthetic.task import estimate_gradient, make_problem
-from solvers.topk import argmax
 
 identity = dt.solver(lambda t: t.clone(), sense="max", batched=True, backend="torch", name="identity", discrete=None)
 

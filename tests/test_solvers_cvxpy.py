@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import scipy.optimize
 import torch
+from difftools.solvers.cvxpy_solver import CvxpySolver
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import difftools
 from difftools import PerInstance, SolverError
-from solvers.cvxpy_layer import CvxpySolver
 from tests.enumeration import binary_programs, enumerate_best, satisfies
 from tests.training import fit_through_aimle
 

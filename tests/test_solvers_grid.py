@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from difftools.solvers.grid_shortest_path import GridShortestPath, dijkstra, grid_neighbours
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import difftools
-from solvers.grid_shortest_path import GridShortestPath, dijkstra, grid_neighbours
 from tests.training import fit_parameters_through_aimle
 
 WARCRAFT_COSTS = [0.8, 1.2, 5.3, 7.7, 9.2]

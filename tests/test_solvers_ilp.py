@@ -11,12 +11,12 @@ import pytest
 import scipy.optimize
 import scipy.sparse
 import torch
+from difftools.solvers.ilp import ILP
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import difftools
 from difftools import PerInstance, SolverError
-from solvers.ilp import ILP
 from tests.enumeration import binary_programs, enumerate_best, satisfies
 from tests.training import fit_through_aimle
 

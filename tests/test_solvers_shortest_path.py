@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from difftools.solvers._common import import_optional
+from difftools.solvers.shortest_path import ShortestPath
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import difftools
 from difftools import PerInstance, SolverError
-from solvers._common import import_optional
-from solvers.graphs import ShortestPath
 from tests.training import fit_through_aimle
 
 pytestmark = pytest.mark.timeout(120)

@@ -8,11 +8,11 @@ import networkx as nx
 import numpy as np
 import pytest
 import torch
+from difftools.solvers.spanning_tree import GraphSpanningTree, SpanningTree
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import difftools
-from solvers.spanning_tree import GraphSpanningTree, SpanningTree
 from tests.training import fit_parameters_through_aimle
 
 
