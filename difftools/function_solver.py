@@ -10,6 +10,7 @@ context, maps over instances (optionally on a ``concurrent.futures.Executor``, s
 from __future__ import annotations
 
 import concurrent.futures
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any, Literal
@@ -190,19 +191,7 @@ class FunctionSolver(Solver):
         self.__dict__.update({"timeout": None, "discrete": "integer", **state})
 
 
-def solver(
-    fn: Callable[..., Any] | None = None,
-    *,
-    sense: Sense | None = None,
-    event_dim: int = 1,
-    batched: bool = False,
-    backend: Literal["numpy", "torch"] = "numpy",
-    executor: concurrent.futures.Executor | None = None,
-    chunksize: int | None = None,
-    name: str | None = None,
-    timeout: float | None = None,
-    discrete: Discrete | None = "integer",
-) -> Any:
+def solver(fn: Callable[..., Any] | None = None, **options: Any) -> Any:
     """Turn a plain function into a :class:`BlackBoxSolver` (usable bare or as a decorator).
 
     Args:
@@ -228,20 +217,17 @@ def solver(
     Context keyword arguments are forwarded on every call; wrap per-instance values in
     :class:`PerInstance`, whose entry ``i`` then reaches instance ``i``.
     """
-    options = dict(
-        sense=sense,
-        event_dim=event_dim,
-        batched=batched,
-        backend=backend,
-        executor=executor,
-        chunksize=chunksize,
-        name=name,
-        timeout=timeout,
-        discrete=discrete,
-    )
     if fn is None:
-        check_sense(sense, "solver")  # fail at the decorator line, not at the first call
+        check_sense(options.get("sense"), "solver")  # fail at the decorator line, not at the first call
         return lambda f: FunctionSolver(f, **options)
     return FunctionSolver(fn, **options)
 
 
+# The options are FunctionSolver's, written once; help(solver) and IDEs show them from this signature.
+solver.__signature__ = inspect.signature(FunctionSolver.__init__).replace(  # type: ignore[attr-defined]
+    parameters=[
+        inspect.Parameter("fn", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation="Callable | None"),
+        *list(inspect.signature(FunctionSolver.__init__).parameters.values())[2:],
+    ],
+    return_annotation="FunctionSolver",
+)

@@ -7,9 +7,7 @@
 
 from __future__ import annotations
 
-import importlib
-import warnings
-from typing import Any
+from difftools.deprecation import forward_moved_names
 
 _MOVED = {
     "BlackBoxSolver": "difftools.contract",
@@ -26,15 +24,4 @@ _MOVED = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name.startswith("__"):  # the import system's own probes (__path__, ...): not a moved name
-        raise AttributeError(name)
-    if name not in _MOVED:
-        raise AttributeError(f"module 'difftools.protocol' has no attribute {name!r}")
-    warnings.warn(
-        f"difftools.protocol is deprecated and will be removed in the next release; import {name} from "
-        f"{_MOVED[name]} (or from difftools)",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(importlib.import_module(_MOVED[name]), name)
+__getattr__ = forward_moved_names(__name__, _MOVED)

@@ -130,3 +130,30 @@ def test_every_built_in_solver_derives_from_the_base():
         warnings.simplefilter("error")  # no built-in relies on a deprecated path
         for name in ("argmax", "grid_shortest_path", "spanning_tree"):
             assert isinstance(difftools.get_solver(name), Solver)
+
+
+def test_old_solver_module_names_warn_and_forward_to_the_same_objects():
+    from difftools.solvers.cvxpy_solver import CvxpySolver
+
+    with pytest.warns(DeprecationWarning, match="import ShortestPath from difftools.solvers.shortest_path"):
+        from difftools.solvers.graphs import ShortestPath as Old
+    assert Old is ShortestPath
+    with pytest.warns(DeprecationWarning, match="import CvxpySolver from difftools.solvers.cvxpy_solver"):
+        from difftools.solvers.cvxpy_layer import CvxpySolver as OldCvxpy
+    assert OldCvxpy is CvxpySolver
+
+
+def test_the_top_level_name_solvers_warns_and_is_the_same_package():
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings; warnings.simplefilter('error', DeprecationWarning)\n"
+        "try:\n    import solvers\nexcept DeprecationWarning as e:\n    print('warned:', e)\n"
+        "warnings.simplefilter('ignore')\n"
+        "import solvers.topk, difftools.solvers.topk, difftools\n"
+        "print(solvers.topk is difftools.solvers.topk, difftools.get_solver('argmax') is solvers.topk.argmax)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "warned: the top-level package 'solvers' is deprecated" in out
+    assert out.strip().endswith("True True")
