@@ -26,11 +26,11 @@ import time
 from typing import Any
 
 import torch
+from difftools.solvers.topk import argmax
 from torch import Tensor
 
 import difftools as dt
 from examples.synthetic.task import cosine, estimate_gradient, exact_gradient, make_problem
-from solvers.topk import argmax
 
 __all__ = ["CountingAIMLE", "make_aimle", "SYNTHETIC_CONFIGS", "PYEPO_CONFIGS", "synthetic_study", "pyepo_study"]
 

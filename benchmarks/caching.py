@@ -22,24 +22,23 @@ import time
 
 import numpy as np
 import torch
+from difftools.solvers.ilp import ILP
 from torch import nn
 
 import difftools
 from difftools import SolutionPool, cached
-from solvers.ilp import ILP
 
 
-class Counting:
+class Counting(difftools.SolverWrapper):
     """A transparent solver proxy that counts the instances it is asked to solve."""
 
-    accepts_per_instance = True
-
     def __init__(self, inner):
-        self.inner, self.sense, self.event_dim, self.instances = inner, inner.sense, inner.event_dim, 0
+        super().__init__(inner)
+        self.instances = 0
 
-    def __call__(self, theta: torch.Tensor, /, **context):
+    def solve_batch(self, theta: torch.Tensor, /, **context):
         self.instances += theta.reshape(-1, theta.shape[-1]).shape[0]
-        return self.inner(theta, **context)
+        return super().solve_batch(theta, **context)
 
 
 def knapsack_data(num: int, features: int, items: int, seed: int, deg: int = 4, noise: float = 0.5):

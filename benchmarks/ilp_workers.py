@@ -19,10 +19,10 @@ import time
 
 import numpy as np
 import torch
+from difftools.solvers.ilp import ILP
 from tqdm import tqdm
 
 from difftools import PerInstance
-from solvers.ilp import ILP
 
 
 def knapsack_batch(instances: int, n: int, m: int, seed: int = 0) -> tuple[torch.Tensor, np.ndarray, PerInstance]:

@@ -29,12 +29,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from difftools.solvers.topk import TopK
 from torch import nn
 from tqdm import tqdm
 
 import difftools
 from difftools import AIMLE
-from solvers.topk import TopK
 
 ITEMS, ROWS = 40, 4
 

@@ -9,9 +9,12 @@ the separate ``solvers`` package and are loaded lazily by name.
 
 from difftools.bridges import PyEPOSolver, from_pyepo
 from difftools.caching import CachedSolver, SolutionPool, cached
+from difftools.context import PerInstance
+from difftools.contract import BlackBoxSolver, Solver, SolverWrapper
 from difftools.distributed import DaskExecutor, dask_executor
 from difftools.errors import SolverError
 from difftools.estimators import AIMLE, IMLE, STE, Blackbox, Perturbed, ScoreFunction
+from difftools.function_solver import FunctionSolver, solver
 from difftools.losses import FenchelYoungLoss, SPOPlusLoss, hamming_loss, regret
 from difftools.noise import Gumbel, Noise, Normal, SumOfGamma
 from difftools.pool_losses import (
@@ -21,7 +24,6 @@ from difftools.pool_losses import (
     PairwiseRankingLoss,
     PointwiseRankingLoss,
 )
-from difftools.protocol import BlackBoxSolver, FunctionSolver, PerInstance, solver
 from difftools.registry import get_solver, list_solvers, register_solver
 
 __version__ = "0.1.0"
@@ -44,6 +46,8 @@ __all__ = [
     "PointwiseRankingLoss",
     "PyEPOSolver",
     "SolutionPool",
+    "Solver",
+    "SolverWrapper",
     "cached",
     "from_pyepo",
     "DaskExecutor",

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_bool", "check_real"]
+__all__ = ["check_bool", "check_non_negative", "check_positive", "check_real", "check_seconds"]
 
 
 def check_real(value: Any, owner: str, arg: str, ok: Callable[[float], bool], expected: str) -> float:
@@ -31,3 +31,30 @@ def check_bool(value: Any, owner: str, arg: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{owner}: {arg} must be True or False, got {type(value).__name__} {value!r}")
     return bool(value)
+
+
+def check_positive(value: Any, owner: str, arg: str, *, allow_none: bool = False) -> float | None:
+    """``value`` as a float if it is a finite number > 0 (or None when ``allow_none``), else the error of
+    :func:`check_real`: the one "finite positive number" check (steps, scales, timeouts)."""
+    if value is None and allow_none:
+        return None
+    return check_real(value, owner, arg, lambda v: v > 0, "> 0" + (" or None" if allow_none else ""))
+
+
+def check_non_negative(value: Any, owner: str, arg: str) -> float:
+    """``value`` as a float if it is a finite number >= 0, else the error of :func:`check_real`."""
+    return check_real(value, owner, arg, lambda v: v >= 0, ">= 0")
+
+
+def check_seconds(value: Any, owner: str, arg: str, *, allow_none: bool = True) -> float | None:
+    """A duration: a finite number of seconds > 0 (or None when ``allow_none``), else a ValueError.
+
+    A ValueError for every bad value, strings included: a timeout is configuration, and the message
+    says what is expected either way.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        expected = ("None or " if allow_none else "") + "a finite number of seconds > 0"
+        raise ValueError(f"{owner}: {arg} must be {expected}, got {value!r}")
+    return float(value)

@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 from torch import Tensor
 
-from difftools.protocol import FunctionSolver
+from difftools.function_solver import FunctionSolver
 
 __all__ = ["PyEPOSolver", "from_pyepo"]
 
@@ -38,6 +37,9 @@ class _PyEPOOracle:
 class PyEPOSolver(FunctionSolver):
     """A PyEPO ``optModel`` as a difftools solver (made by :func:`from_pyepo`)."""
 
+    context_keys = ()  # a PyEPO model carries its constraints itself
+    check_finite_theta = True
+
     def __init__(self, optmodel: Any, *, name: str | None = None):
         for attr in ("setObj", "solve"):
             if not callable(getattr(optmodel, attr, None)):
@@ -60,21 +62,8 @@ class PyEPOSolver(FunctionSolver):
         super().__init__(
             _PyEPOOracle(optmodel), sense=sense, event_dim=1, name=name or f"pyepo:{type(optmodel).__name__}"
         )
-
-    def __call__(self, theta: Tensor, /, **context: Any) -> Tensor:
-        if context:
-            raise TypeError(
-                f"{self.name}: unknown context argument(s) {sorted(context)}; a PyEPO model carries its "
-                "constraints itself and takes no context"
-            )
-        if isinstance(theta, Tensor) and (theta.dim() < 1 or theta.shape[-1] != self.num_cost):
-            raise ValueError(
-                f"{self.name}: θ has shape {tuple(theta.shape)}, expected [*, {self.num_cost}] "
-                "(one cost per variable of the PyEPO model: optmodel.num_cost)"
-            )
-        if isinstance(theta, Tensor) and not bool(torch.isfinite(theta).all()):
-            raise ValueError(f"{self.name}: θ contains NaN or Inf")
-        return super().__call__(theta)
+        self.event_shape = (self.num_cost,)
+        self.theta_meaning = f"[*, {self.num_cost}] costs (one per variable of the PyEPO model: optmodel.num_cost)"
 
     def __repr__(self) -> str:
         return f"PyEPOSolver({type(self.optmodel).__name__}, n={self.num_cost}, sense={self.sense!r})"

@@ -19,7 +19,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from difftools.protocol import PerInstance
+from difftools.context import PerInstance
+from difftools.contract import Solver, for_solver
+from difftools.output_checks import solver_repr
 from difftools.registry import resolve_solver
 
 __all__ = ["CachedSolver", "SolutionPool", "cached"]
@@ -165,7 +167,7 @@ class SolutionPool(nn.Module):
         return f"size={len(self)}, entries={width}, per_instance={self.per_instance}"
 
 
-class CachedSolver(nn.Module):
+class CachedSolver(nn.Module, Solver):
     """A solver whose calls are answered from a :class:`SolutionPool` with probability ``1 − solve_ratio``.
 
     Satisfies the solver protocol (same ``sense`` and ``event_dim`` as the wrapped solver), so it
@@ -193,8 +195,6 @@ class CachedSolver(nn.Module):
     :class:`~difftools.Blackbox`, ``AIMLE(central=False)``) use it to give their backward solve
     the decision their forward call drew.
     """
-
-    accepts_per_instance = True
 
     def __init__(
         self,
@@ -234,6 +234,10 @@ class CachedSolver(nn.Module):
     def event_dim(self) -> int:
         return self.solver.event_dim
 
+    @property
+    def discrete(self) -> Any:
+        return getattr(self.solver, "discrete", "integer")
+
     def reset_counts(self) -> None:
         """Set the call and instance counters to zero."""
         self.solver_calls = self.solved = self.pool_calls = self.looked_up = 0
@@ -270,9 +274,7 @@ class CachedSolver(nn.Module):
             solve = self.solve_ratio >= 1 or bool(torch.rand((), generator=self.generator) < self.solve_ratio)
         self.last_solved = solve = solve or not self.pool.covers(index)
         if solve:
-            keep_markers = getattr(self.solver, "accepts_per_instance", False)
-            ctx = {k: v if keep_markers or not isinstance(v, PerInstance) else v.value for k, v in context.items()}
-            z = self.solver(theta, **ctx)
+            z = self.solver(theta, **for_solver(self.solver, context))
             self.pool.add(z.reshape(count, -1), owners=index)
             self.solver_calls += 1
             self.solved += count
@@ -284,9 +286,10 @@ class CachedSolver(nn.Module):
         return best.reshape(theta.shape)
 
     def extra_repr(self) -> str:
-        inner = repr(self.solver)
-        inner = inner if len(inner) <= 80 else inner[:77] + "..."
-        return f"{inner}, solve_ratio={self.solve_ratio:g}, sense={self.sense!r}, event_dim={self.event_dim}"
+        return (
+            f"{solver_repr(self.solver)}, solve_ratio={self.solve_ratio:g}, sense={self.sense!r}, "
+            f"event_dim={self.event_dim}"
+        )
 
 
 def pool_index(pool: SolutionPool, value: Any, batch_shape: torch.Size, owner: str) -> Tensor | None:

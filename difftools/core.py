@@ -16,13 +16,15 @@ import torch
 from torch import Tensor, nn
 from torch._C import _functions as _autograd_functions
 
-from difftools._validation import check_bool, check_real
+from difftools._validation import check_bool, check_non_negative
+from difftools.context import PerInstance, per_instance_hint, with_hint
+from difftools.contract import for_solver
 from difftools.errors import SolverError
 from difftools.noise import Noise
-from difftools.protocol import PerInstance, per_instance_hint, warn_if_not_discrete, with_hint
+from difftools.output_checks import solver_repr, warn_if_not_discrete
 from difftools.registry import resolve_solver
 
-__all__ = ["PerturbAndMAP", "max_form", "event_sum"]
+__all__ = ["PerturbAndMAP", "check_parameter", "event_sum", "map_in_max_form", "max_form"]
 
 
 class _PerturbAndMAPFunction(torch.autograd.Function):
@@ -91,7 +93,7 @@ class PerturbAndMAP(nn.Module):
             raise ValueError(f"{name}: samples must be None or a positive int, got {samples!r}")
         if noise is not None and not isinstance(noise, Noise):
             raise TypeError(f"{name}: noise must be a difftools.noise.Noise or None, got {noise!r}")
-        check_real(noise_temperature, name, "noise_temperature", lambda v: v >= 0, ">= 0")
+        check_non_negative(noise_temperature, name, "noise_temperature")
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"{name}: generator must be a torch.Generator, got {type(generator).__name__}")
         check_bool(check_finite, name, "check_finite")
@@ -127,7 +129,7 @@ class PerturbAndMAP(nn.Module):
         return self.solver.sense
 
     def extra_repr(self) -> str:
-        parts = [f"solver={_solver_repr(self.solver)}", f"samples={self.samples}"]
+        parts = [f"solver={solver_repr(self.solver)}", f"samples={self.samples}"]
         if self.noise is not None:
             parts += [f"noise={self.noise!r}", f"noise_temperature={self.noise_temperature:g}"]
         return ", ".join(parts + self._extra_repr_parts())
@@ -137,24 +139,7 @@ class PerturbAndMAP(nn.Module):
 
     # ----------------------------------------------------------------------------- helpers
     def _validate(self, theta: Tensor, arg: str = "θ") -> None:
-        name = type(self).__name__
-        if not isinstance(theta, Tensor):
-            raise TypeError(f"{name}: {arg} must be a torch.Tensor, got {type(theta).__name__}")
-        if theta.device.type == "meta":
-            raise ValueError(
-                f"{name}: {arg} is on the meta device (shapes only, no values), so no solver can run on it; "
-                "materialise the model first (e.g. model.to_empty(device='cpu') and re-initialise its parameters)"
-            )
-        if not theta.dtype.is_floating_point:
-            raise TypeError(f"{name}: {arg} must have a floating-point dtype, got {theta.dtype}")
-        if theta.dim() < self.solver.event_dim:
-            raise ValueError(
-                f"{name}: {arg} has shape {tuple(theta.shape)} but the solver needs at least "
-                f"event_dim={self.solver.event_dim} trailing dims for one instance"
-            )
-        # On CUDA this check synchronises with the host; check_finite=False removes it.
-        if self.check_finite and not all_finite(theta):
-            raise ValueError(f"{name}: {arg} contains NaN or Inf; check the upstream model (or its inputs)")
+        check_parameter(theta, self.solver, type(self).__name__, arg, check_finite=self.check_finite)
 
     def _num_samples(self) -> int:
         return 1 if self.samples is None else self.samples
@@ -173,47 +158,20 @@ class PerturbAndMAP(nn.Module):
         return self.noise.sample(shape, generator=gen, device=theta.device, dtype=theta.dtype)
 
     def _map(self, theta: Tensor, context: dict, samples: int) -> Tensor:
-        """MAP(θ) in max form for θ ``[samples * k, *batch, *event]`` (sense handled here, once).
+        """MAP(θ) in max form for θ ``[samples * k, *batch, *event]`` (see :func:`map_in_max_form`)."""
+        owner = type(self).__name__
+        return map_in_max_form(self.solver, theta, context, samples, owner, check_finite=self.check_finite)
 
-        Per-instance context given for ``[*batch]`` is laid out for the leading sample dim.
+    def perturb_and_map(self, theta: Tensor, **context: Any) -> tuple[Tensor, Tensor]:
+        """Noise ε and solutions ``z = MAP(θ' + τε)`` ``[S, *batch, *event]`` for θ in the solver's sense.
+
+        θ' = θ in max form (−θ for a ``"min"`` solver). θ is checked as in :meth:`forward`; no
+        autograd graph is recorded. This is the public piece losses build on
+        (:class:`~difftools.FenchelYoungLoss`).
         """
-        # Solvers built with difftools.solver split PerInstance values per instance themselves;
-        # any other solver receives the bare value, whose leading dims then match θ's batch dims.
-        keep_marker = getattr(self.solver, "accepts_per_instance", False)
-        ctx = {}
-        for key, value in context.items():
-            if isinstance(value, PerInstance):
-                value = value.expand_samples(samples)
-                value = value if keep_marker else value.value
-            ctx[key] = value
-        # max_form is its own inverse: it turns the max-form parameter back into the solver's own.
-        given = max_form(theta, self.solver.sense)
-        version = given._version
-        name = type(self).__name__
-        try:
-            z = self.solver(given, **ctx)
-        except SolverError as e:
-            batch_shape = tuple(theta.shape[1 : theta.dim() - self.solver.event_dim])
-            bare = {k: v for k, v in context.items() if not isinstance(v, PerInstance)}
-            hinted = with_hint(e, per_instance_hint(bare, batch_shape))
-            if hinted is e:
-                raise
-            raise hinted from e.__cause__
-        # Solvers made with difftools.solver get a private copy; any other solver receives θ itself
-        # (for a "min" solver a fresh −θ), which may be the tensor kept for the backward: writing into
-        # it would silently change the gradient, so refuse (torch bumps a tensor's version on in-place
-        # writes, views included).
-        if given is theta and given._version != version:
-            raise SolverError(
-                f"wrote into its input θ (an in-place operation on it); {name} keeps that tensor for the "
-                "backward, so the gradient would be wrong. Work on a copy: theta = theta.clone()",
-                solver=getattr(self.solver, "name", None) or _solver_repr(self.solver),
-            )
-        if self.check_finite and isinstance(z, Tensor) and z.dim() > 0:
-            # The first sample's solutions only (the whole batch of one sample): a solver returning
-            # scores or probabilities does so everywhere, and checking all S samples costs ~S× more.
-            warn_if_not_discrete(self.solver, z[0], name)
-        return z
+        self._validate(theta)
+        with torch.no_grad():
+            return self._perturb_and_map(max_form(theta.detach(), self.solver.sense), context)
 
     def _perturb_and_map(self, theta: Tensor, context: dict) -> tuple[Tensor, Tensor]:
         """Noise ε and solutions ``z = MAP(θ + τ ε)``, both ``[S, *batch, *event]``, in one solver call."""
@@ -240,11 +198,72 @@ class PerturbAndMAP(nn.Module):
         raise NotImplementedError
 
 
-def _solver_repr(solver: Any) -> str:
-    if isinstance(solver, nn.Module):  # printed in full as a child module (a cached solver)
-        return type(solver).__name__
-    r = repr(solver)
-    return r if len(r) <= 80 else r[:77] + "..."
+def check_parameter(theta: Any, solver: Any, owner: str, arg: str = "θ", *, check_finite: bool = True) -> None:
+    """TypeError / ValueError unless ``theta`` is a real floating tensor with the solver's event dims.
+
+    The input check of every estimator and loss: errors name ``owner`` and ``arg``. On CUDA the
+    finiteness check synchronises with the host; ``check_finite=False`` removes it.
+    """
+    if not isinstance(theta, Tensor):
+        raise TypeError(f"{owner}: {arg} must be a torch.Tensor, got {type(theta).__name__}")
+    if theta.device.type == "meta":
+        raise ValueError(
+            f"{owner}: {arg} is on the meta device (shapes only, no values), so no solver can run on it; "
+            "materialise the model first (e.g. model.to_empty(device='cpu') and re-initialise its parameters)"
+        )
+    if not theta.dtype.is_floating_point:
+        raise TypeError(f"{owner}: {arg} must have a floating-point dtype, got {theta.dtype}")
+    if theta.dim() < solver.event_dim:
+        raise ValueError(
+            f"{owner}: {arg} has shape {tuple(theta.shape)} but the solver needs at least "
+            f"event_dim={solver.event_dim} trailing dims for one instance"
+        )
+    if check_finite and not all_finite(theta):
+        raise ValueError(f"{owner}: {arg} contains NaN or Inf; check the upstream model (or its inputs)")
+
+
+def map_in_max_form(
+    solver: Any, theta: Tensor, context: dict, samples: int, owner: str, *, check_finite: bool = True
+) -> Tensor:
+    """MAP(θ) in max form for θ ``[samples * k, *batch, *event]``: the sense handled here, once.
+
+    Per-instance context given for ``[*batch]`` is laid out for the leading sample dim; errors get
+    a hint when bare context looks per-instance; a solver writing into θ is refused; with
+    ``check_finite`` the first sample's solutions are checked against the solver's discrete set.
+    """
+    # The core owns the sample dimension, so it lays per-instance context out over it; how the
+    # solver then receives it is the contract's one rule (difftools.contract.for_solver).
+    ctx = for_solver(
+        solver,
+        {k: v.expand_samples(samples) if isinstance(v, PerInstance) else v for k, v in context.items()},
+    )
+    # max_form is its own inverse: it turns the max-form parameter back into the solver's own.
+    given = max_form(theta, solver.sense)
+    version = given._version
+    try:
+        z = solver(given, **ctx)
+    except SolverError as e:
+        batch_shape = tuple(theta.shape[1 : theta.dim() - solver.event_dim])
+        bare = {k: v for k, v in context.items() if not isinstance(v, PerInstance)}
+        hinted = with_hint(e, per_instance_hint(bare, batch_shape))
+        if hinted is e:
+            raise
+        raise hinted from e.__cause__
+    # Solvers made with difftools.solver get a private copy; any other solver receives θ itself
+    # (for a "min" solver a fresh −θ), which may be the tensor kept for the backward: writing into
+    # it would silently change the gradient, so refuse (torch bumps a tensor's version on in-place
+    # writes, views included).
+    if given is theta and given._version != version:
+        raise SolverError(
+            f"wrote into its input θ (an in-place operation on it); {owner} keeps that tensor for the "
+            "backward, so the gradient would be wrong. Work on a copy: theta = theta.clone()",
+            solver=getattr(solver, "name", None) or solver_repr(solver),
+        )
+    if check_finite and isinstance(z, Tensor) and z.dim() > 0:
+        # The first sample's solutions only (the whole batch of one sample): a solver returning
+        # scores or probabilities does so everywhere, and checking all S samples costs ~S× more.
+        warn_if_not_discrete(solver, z[0], owner)
+    return z
 
 
 def all_finite(x: Tensor) -> bool:

@@ -1,9 +1,11 @@
 """Losses that wrap a layer or a solver (Fenchel–Young, SPO+) and metrics (Hamming loss, regret).
 
-Losses compose with the estimators instead of configuring them: ``FenchelYoungLoss(Perturbed(solver))``,
-``SPOPlusLoss(solver)``. Both reuse the perturb-and-MAP core for solver resolution, input checks,
-context forwarding and the sign of ``"min"`` solvers, and their gradients are plain autograd of
-an expression whose derivative is the known (sub)gradient, so neither needs a custom backward.
+Losses compose public pieces instead of configuring estimators: ``FenchelYoungLoss(Perturbed(solver))``
+calls only the layer's public :meth:`~difftools.Perturbed.perturb_and_map`; ``SPOPlusLoss(solver)``
+holds a solver and uses the core's public functions (:func:`~difftools.core.check_parameter`,
+:func:`~difftools.core.map_in_max_form`) for input checks, context forwarding and the sign of
+``"min"`` solvers. Their gradients are plain autograd of an expression whose derivative is the
+known (sub)gradient, so neither needs a custom backward.
 """
 
 from __future__ import annotations
@@ -14,21 +16,26 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from difftools.core import PerturbAndMAP, _solver_repr, event_sum, max_form
+from difftools._validation import check_bool
+from difftools.core import check_parameter, event_sum, map_in_max_form, max_form
 from difftools.estimators import Perturbed
+from difftools.output_checks import solver_repr
+from difftools.registry import resolve_solver
 
-__all__ = ["FenchelYoungLoss", "SPOPlusLoss", "hamming_loss", "regret"]
+__all__ = ["FenchelYoungLoss", "SPOPlusLoss", "check_reduction", "hamming_loss", "reduce_loss", "regret"]
 
 Reduction = Literal["mean", "sum", "none"]
 
 
-def _check_reduction(reduction: str, owner: str) -> str:
+def check_reduction(reduction: str, owner: str) -> str:
+    """``reduction`` if it is ``"mean"``, ``"sum"`` or ``"none"``, else a ValueError naming ``owner``."""
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"{owner}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     return reduction
 
 
-def _reduce(x: Tensor, reduction: str) -> Tensor:
+def reduce_loss(x: Tensor, reduction: str) -> Tensor:
+    """Per-instance values ``x`` reduced as ``reduction`` says (a checked name)."""
     if reduction == "mean":
         return x.mean()
     if reduction == "sum":
@@ -72,24 +79,28 @@ class FenchelYoungLoss(nn.Module):
                 "FenchelYoungLoss: perturbed must be a difftools.Perturbed layer, e.g. "
                 f"FenchelYoungLoss(Perturbed(solver, sigma=1.0, samples=10)), got {perturbed!r}"
             )
+        if perturbed.baseline:
+            # The loss never runs the layer's backward, where the baseline acts: refuse it rather than ignore it.
+            raise ValueError(
+                "FenchelYoungLoss: the Perturbed layer has baseline=True, which only changes the layer's own "
+                "backward; the loss's gradient (ŷ_σ − y) does not use it. Pass Perturbed(..., baseline=False)"
+            )
         self.perturbed = perturbed
-        self.reduction = _check_reduction(reduction, "FenchelYoungLoss")
+        self.reduction = check_reduction(reduction, "FenchelYoungLoss")
 
     def forward(self, theta: Tensor, target: Tensor, **context: Any) -> Tensor:
         layer = self.perturbed
-        layer._validate(theta)
+        eps, z = layer.perturb_and_map(theta, **context)
         target = _check_solution(target, theta, "target", "FenchelYoungLoss")
         theta_max = max_form(theta, layer.sense)
-        with torch.no_grad():
-            eps, z = layer._perturb_and_map(theta_max.detach(), context)
         value = event_sum((theta_max + layer.sigma * eps) * (z - target), layer.event_dim).mean(0)
-        return _reduce(value, self.reduction)
+        return reduce_loss(value, self.reduction)
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}"
 
 
-class SPOPlusLoss(PerturbAndMAP):
+class SPOPlusLoss(nn.Module):
     """SPO+ loss of "Smart Predict, then Optimize" (Elmachtoub & Grigas, Management Science 2022).
 
     θ̂ are predicted and θ true objective vectors in the solver's own sense: costs for a
@@ -109,29 +120,35 @@ class SPOPlusLoss(PerturbAndMAP):
     """
 
     def __init__(self, solver: Any, *, reduction: Reduction = "mean", check_finite: bool = True):
-        super().__init__(solver, check_finite=check_finite)
-        self.reduction = _check_reduction(reduction, "SPOPlusLoss")
+        super().__init__()
+        self.solver = resolve_solver(solver, "SPOPlusLoss")
+        self.reduction = check_reduction(reduction, "SPOPlusLoss")
+        self.check_finite = check_bool(check_finite, "SPOPlusLoss", "check_finite")
 
-    def forward(  # type: ignore[override]
-        self, theta_hat: Tensor, theta: Tensor, solution: Tensor | None = None, **context: Any
-    ) -> Tensor:
-        self._validate(theta_hat, "theta_hat")
-        self._validate(theta, "theta")
+    def forward(self, theta_hat: Tensor, theta: Tensor, solution: Tensor | None = None, **context: Any) -> Tensor:
+        for arg, value in (("theta_hat", theta_hat), ("theta", theta)):
+            check_parameter(value, self.solver, "SPOPlusLoss", arg, check_finite=self.check_finite)
         theta = _check_solution(theta, theta_hat, "theta", "SPOPlusLoss").detach()
         sense = self.solver.sense
         target = 2 * max_form(theta_hat, sense) - max_form(theta, sense)
+
+        def solve(points: Tensor, samples: int) -> Tensor:
+            return map_in_max_form(
+                self.solver, points, context, samples, "SPOPlusLoss", check_finite=self.check_finite
+            )
+
         with torch.no_grad():
             if solution is None:
-                both = self._map(torch.stack([target.detach(), max_form(theta, sense)]), context, 2)
+                both = solve(torch.stack([target.detach(), max_form(theta, sense)]), 2)
                 z_target, solution = both[0], both[1]
             else:
                 solution = _check_solution(solution, theta_hat, "solution", "SPOPlusLoss")
-                z_target = self._map(target.detach().unsqueeze(0), context, 1)[0]
+                z_target = solve(target.detach().unsqueeze(0), 1)[0]
         value = event_sum(target * (z_target - solution), self.solver.event_dim)
-        return _reduce(value, self.reduction)
+        return reduce_loss(value, self.reduction)
 
     def extra_repr(self) -> str:
-        return f"solver={_solver_repr(self.solver)}, reduction={self.reduction!r}"
+        return f"solver={solver_repr(self.solver)}, reduction={self.reduction!r}"
 
 
 def _check_pair(z: Tensor, target: Tensor, event_dim: int, owner: str, names: tuple[str, str]) -> torch.Size:
@@ -160,10 +177,10 @@ def hamming_loss(z: Tensor, target: Tensor, *, event_dim: int = 1, reduction: Re
     instance. ``reduction="none"`` returns one value per instance.
     """
     shape = _check_pair(z, target, event_dim, "hamming_loss", ("z", "target"))
-    _check_reduction(reduction, "hamming_loss")
+    check_reduction(reduction, "hamming_loss")
     errors = (z * (1 - target) + (1 - z) * target).expand(shape)
     per_instance = event_sum(errors, event_dim) / max(1, math.prod(shape[len(shape) - event_dim :]))
-    return _reduce(per_instance, reduction)
+    return reduce_loss(per_instance, reduction)
 
 
 def regret(
@@ -188,11 +205,11 @@ def regret(
         raise ValueError(f"regret: sense must be 'max' or 'min', got {sense!r}")
     shape = _check_pair(z, theta, event_dim, "regret", ("z", "theta"))
     _check_pair(z, optimal, event_dim, "regret", ("z", "optimal"))
-    _check_reduction(reduction, "regret")
+    check_reduction(reduction, "regret")
     reward = max_form(theta, sense)
     value = event_sum((reward * (optimal - z)).expand(shape), event_dim)
     if normalized:
         best = event_sum(theta * optimal, event_dim).abs()
         value = value / best.clamp_min(torch.finfo(best.dtype).tiny)
-    return _reduce(value, reduction)
+    return reduce_loss(value, reduction)
 

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from difftools.caching import POOL_INDEX, CachedSolver, SolutionPool, pool_index
 from difftools.core import max_form
-from difftools.losses import Reduction, _check_reduction, _reduce
+from difftools.losses import Reduction, check_reduction, reduce_loss
 
 __all__ = [
     "ContrastiveMAPLoss",
@@ -62,7 +62,7 @@ class _PoolLoss(nn.Module):
         self.source = pool
         self.sense = sense
         self.event_dim = event_dim
-        self.reduction = _check_reduction(reduction, name)
+        self.reduction = check_reduction(reduction, name)
 
     @property
     def pool(self) -> SolutionPool:
@@ -100,7 +100,7 @@ class _PoolLoss(nn.Module):
         return flat, other, max_form(values, self.sense), mask, batch_shape
 
     def _finish(self, per_instance: Tensor, batch_shape: torch.Size) -> Tensor:
-        return _reduce(per_instance.reshape(batch_shape), self.reduction)
+        return reduce_loss(per_instance.reshape(batch_shape), self.reduction)
 
     def extra_repr(self) -> str:
         return f"sense={self.sense!r}, event_dim={self.event_dim}, reduction={self.reduction!r}"

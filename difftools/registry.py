@@ -1,8 +1,9 @@
-"""The solver registry: register solvers by name, look them up, and discover plug-ins.
+"""The solver registry: register solvers by name, look them up, and discover installed ones.
 
-Built-in solvers are referred to by ``"module:attribute"`` strings and imported only when first
-asked for, so ``import difftools`` never imports the ``solvers`` package or its optional
-back-ends. Third-party packages register through the entry-point group ``difftools.solvers``.
+Solvers installed with a distribution -- the built-ins of ``difftools.solvers`` and third-party
+plug-ins alike -- declare themselves in the entry-point group ``difftools.solvers`` and are imported
+only when first asked for, so ``import difftools`` imports no solver or optional back-end. This
+module names no solver. :func:`register_solver` adds solvers at run time.
 """
 
 from __future__ import annotations
@@ -11,24 +12,11 @@ import importlib
 from importlib import metadata
 from typing import Any
 
-from difftools.protocol import is_solver
+from difftools.contract import is_solver
 
 __all__ = ["register_solver", "get_solver", "list_solvers", "ENTRY_POINT_GROUP"]
 
 ENTRY_POINT_GROUP = "difftools.solvers"
-
-# name -> "module:attribute"; the attribute is a solver object or a factory returning one.
-_BUILTINS: dict[str, str] = {
-    "argmax": "solvers.topk:argmax",
-    "assignment": "solvers.assignment:Assignment",
-    "cvxpy": "solvers.cvxpy_layer:CvxpySolver",
-    "graph_spanning_tree": "solvers.spanning_tree:GraphSpanningTree",
-    "grid_shortest_path": "solvers.grid_shortest_path:GridShortestPath",
-    "ilp": "solvers.ilp:ILP",
-    "shortest_path": "solvers.graphs:ShortestPath",
-    "spanning_tree": "solvers.spanning_tree:SpanningTree",
-    "topk": "solvers.topk:TopK",
-}
 
 _registry: dict[str, Any] = {}
 
@@ -45,7 +33,7 @@ def register_solver(name: str, solver_or_factory: Any = None, *, overwrite: bool
     def add(obj: Any) -> Any:
         if not callable(obj) and not isinstance(obj, str):
             raise TypeError(f"register_solver({name!r}): expected a solver or a factory, got {obj!r}")
-        if not overwrite and (name in _registry or name in _BUILTINS):
+        if not overwrite and (name in _registry or name in _entry_points()):
             raise ValueError(
                 f"register_solver: a solver named {name!r} is already registered; "
                 "pass overwrite=True to replace it"
@@ -59,7 +47,11 @@ def register_solver(name: str, solver_or_factory: Any = None, *, overwrite: bool
 
 
 def _entry_points() -> dict[str, metadata.EntryPoint]:
-    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    # The first distribution on sys.path wins a name, as imports do.
+    found: dict[str, metadata.EntryPoint] = {}
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep)
+    return found
 
 
 def _load(ref: str) -> Any:
@@ -74,8 +66,6 @@ def get_solver(name: str, **params: Any) -> Any:
     """
     if name in _registry:
         entry = _registry[name]
-    elif name in _BUILTINS:
-        entry = _load(_BUILTINS[name])
     else:
         eps = _entry_points()
         if name not in eps:
@@ -102,8 +92,8 @@ def get_solver(name: str, **params: Any) -> Any:
 
 
 def list_solvers() -> list[str]:
-    """All names :func:`get_solver` accepts: built-ins, registered ones and plug-ins."""
-    return sorted(set(_BUILTINS) | set(_registry) | set(_entry_points()))
+    """All names :func:`get_solver` accepts: installed ones (built-ins and plug-ins) and registered ones."""
+    return sorted(set(_registry) | set(_entry_points()))
 
 
 def resolve_solver(solver: Any, owner: str) -> Any:

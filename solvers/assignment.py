@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import concurrent.futures
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
-from torch import Tensor
+from difftools.solvers._common import import_optional
 
-from difftools.protocol import FunctionSolver, check_sense
-from solvers._common import check_context_keys, check_theta, import_optional
+from difftools.contract import check_sense
+from difftools.function_solver import FunctionSolver
 
 __all__ = ["Assignment"]
 
@@ -41,6 +41,11 @@ class Assignment(FunctionSolver):
         chunksize: instances per executor task (see :func:`difftools.solver`).
     """
 
+    context_keys = ()
+    theta_meaning = "[*, n, m] assignment scores"
+    check_finite_theta = True
+    floating_theta = True
+
     def __init__(
         self,
         sense: Literal["max", "min"] | None = None,
@@ -58,11 +63,6 @@ class Assignment(FunctionSolver):
             name="assignment",
             discrete="binary",
         )
-
-    def __call__(self, theta: Tensor, /, **context: Any) -> Tensor:
-        check_context_keys(context, (), self.name)
-        check_theta(theta, self.name, (None, None), "[*, n, m] assignment scores")
-        return super().__call__(theta)
 
     def __repr__(self) -> str:
         executor = "" if self.executor is None else f", executor={type(self.executor).__name__}"

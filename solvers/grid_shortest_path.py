@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from difftools.contract import Solver
+
 __all__ = ["DijkstraResult", "GridPaths", "GridShortestPath", "dijkstra", "grid_neighbours"]
 
 
@@ -125,7 +127,7 @@ _CHECK_EVERY = 4
 _CPU_CHUNK_CELLS = 1 << 16
 
 
-class GridShortestPath:
+class GridShortestPath(Solver):
     """Vertex-weighted shortest path on ``[*batch, H, W]`` grids, batched and vectorised in torch.
 
     θ holds non-negative cell costs (sense ``"min"``); the output is the 0/1 mask of a minimum-cost
@@ -153,6 +155,8 @@ class GridShortestPath:
 
     sense = "min"
     event_dim = 2
+    discrete = "binary"
+    theta_meaning = "[*batch, H, W] cell costs"
 
     def __init__(
         self,
@@ -175,12 +179,16 @@ class GridShortestPath:
             f"target={self.target}, negative={self.negative!r})"
         )
 
-    def __call__(self, theta: Tensor, /) -> Tensor:
-        return self.solve(theta).path
+    def solve_batch(self, theta: Tensor, /) -> Tensor:
+        return self._paths(theta).path
 
     def solve(self, theta: Tensor) -> GridPaths:
         """Shortest paths, their costs and the distance maps for costs θ ``[*batch, H, W]``."""
-        w = self._checked_costs(theta)
+        self.check_theta(theta)
+        return self._paths(theta)
+
+    def _paths(self, theta: Tensor) -> GridPaths:
+        w = self._clamped_costs(theta)
         *batch, h, wd = w.shape
         target = (h - 1, wd - 1) if self.target is None else self.target
         for name, cell in (("source", self.source), ("target", target)):
@@ -204,20 +212,17 @@ class GridShortestPath:
             distances=dist,
         )
 
-    def _checked_costs(self, theta: Tensor) -> Tensor:
-        if not isinstance(theta, Tensor):
-            raise TypeError(f"GridShortestPath: theta must be a torch.Tensor, got {type(theta).__name__}")
-        if not theta.dtype.is_floating_point:
-            raise TypeError(f"GridShortestPath: theta must have a floating-point dtype, got {theta.dtype}")
-        if theta.dim() < 2 or theta.shape[-1] == 0 or theta.shape[-2] == 0:
+    def check_theta(self, theta: object) -> None:
+        super().check_theta(theta)
+        if theta.shape[-1] == 0 or theta.shape[-2] == 0:
             raise ValueError(
-                f"GridShortestPath: theta must have shape [*batch, H, W] with H, W >= 1, got {tuple(theta.shape)}"
+                f"GridShortestPath: θ must have shape [*batch, H, W] with H, W >= 1, got {tuple(theta.shape)}"
             )
+
+    def _clamped_costs(self, theta: Tensor) -> Tensor:
         w = theta.detach()
         if w.numel() == 0:
             return w
-        if not bool(torch.isfinite(w).all()):
-            raise ValueError("GridShortestPath: theta (the cell costs) contains NaN or Inf")
         if self.negative == "raise":
             low = float(w.min())
             if low < 0:

@@ -13,11 +13,12 @@ import warnings
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
+from difftools.solvers._common import import_optional
 from torch import Tensor
 
+from difftools.contract import check_sense
 from difftools.errors import SolverError
-from difftools.protocol import FunctionSolver, check_sense
-from solvers._common import check_context_keys, check_theta, import_optional
+from difftools.function_solver import FunctionSolver
 
 __all__ = ["ILP"]
 
@@ -377,6 +378,11 @@ class ILP(FunctionSolver):
         chunksize: instances per executor task (see :func:`difftools.solver`).
     """
 
+    context_keys = _DATA_KEYS
+    theta_meaning = "[*, n] objective coefficients"
+    check_finite_theta = True
+    floating_theta = True
+
     def __init__(
         self,
         A: Any = None,
@@ -443,8 +449,9 @@ class ILP(FunctionSolver):
             discrete="integer" if bool(np.all(np.asarray(_numpy(integer)))) else None,
         )
 
-    def __call__(self, theta: Tensor, /, **context: Any) -> Tensor:
-        check_context_keys(context, _DATA_KEYS, self.name)
+        self.event_shape = (self.num_variables,)
+
+    def check_theta(self, theta: Any) -> None:
         n = self.num_variables
         if isinstance(theta, Tensor) and theta.dim() >= 1 and n is not None and theta.shape[-1] != n:
             # Name the user's data that fixed n; θ's full shape here may include internal sample dims.
@@ -453,9 +460,11 @@ class ILP(FunctionSolver):
                 f"given to ILP have n={n} variables ({self._size_source()}); θ must be [..., {n}], or fix the "
                 "constraint data"
             )
-        check_theta(theta, self.name, (n,), "[*, n] objective coefficients")
+        super().check_theta(theta)
+
+    def solve_batch(self, theta: Tensor, /, **context: Any) -> Tensor:
         _check_pairs({**self.fn.data, **context}, f"{self.name}: ")
-        return super().__call__(theta, **context)
+        return super().solve_batch(theta, **context)
 
     def _size_source(self) -> str:
         """Which constructor argument fixed the number of variables, e.g. ``A has shape (2, 6)``."""

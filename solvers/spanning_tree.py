@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from difftools.protocol import solver
+from difftools.contract import Solver
+from difftools.function_solver import solver
 
 __all__ = ["GraphSpanningTree", "SpanningTree", "maximum_spanning_parents"]
 
@@ -72,18 +73,6 @@ def _edge_indicators(parent: Tensor, edge_index: Tensor, num_edges: int, dtype: 
     return z[:, :num_edges]
 
 
-def _check_weights(theta: Any, owner: str) -> Tensor:
-    if not isinstance(theta, Tensor):
-        raise TypeError(f"{owner}: theta must be a torch.Tensor, got {type(theta).__name__}")
-    if not theta.dtype.is_floating_point:
-        raise TypeError(f"{owner}: theta must have a floating-point dtype, got {theta.dtype}")
-    if theta.dim() < 1:
-        raise ValueError(f"{owner}: theta must have shape [*batch, num_edges], got a scalar")
-    if theta.numel() and not bool(torch.isfinite(theta).all()):
-        raise ValueError(f"{owner}: theta (the edge weights) contains NaN or Inf")
-    return theta.detach()
-
-
 def _nx_maximum_tree(edges: list[tuple[Any, Any]], nodes: list[Any], weights: np.ndarray) -> np.ndarray:
     """networkx Kruskal on one instance; 0/1 indicators in the order of ``edges``."""
     import networkx as nx
@@ -95,7 +84,7 @@ def _nx_maximum_tree(edges: list[tuple[Any, Any]], nodes: list[Any], weights: np
     return np.array([float(tree.has_edge(u, v)) for u, v in edges], dtype=weights.dtype)
 
 
-class SpanningTree:
+class SpanningTree(Solver):
     """Maximum spanning tree of the complete graph on n vertices (sense ``"max"``, ``event_dim`` 1).
 
     θ ``[*batch, n(n-1)/2]`` holds the edge weights in ``torch.triu_indices(n, n, 1)`` order
@@ -109,6 +98,8 @@ class SpanningTree:
 
     sense = "max"
     event_dim = 1
+    discrete = "binary"
+    theta_meaning = "[*batch, n(n-1)/2] edge weights"
 
     def __init__(self, backend: str = "torch"):
         if backend not in _BACKENDS:
@@ -130,8 +121,8 @@ class SpanningTree:
             )
         return n
 
-    def __call__(self, theta: Tensor, /) -> Tensor:
-        theta = _check_weights(theta, "SpanningTree")
+    def solve_batch(self, theta: Tensor, /) -> Tensor:
+        theta = theta.detach()
         m = theta.shape[-1]
         n = self.num_vertices(m)
         if self.backend == "networkx":
@@ -154,7 +145,7 @@ class SpanningTree:
         return _nx_maximum_tree(list(zip(rows.tolist(), cols.tolist())), list(range(n)), weights)
 
 
-class GraphSpanningTree:
+class GraphSpanningTree(Solver):
     """Maximum spanning tree of a given undirected networkx graph (sense ``"max"``, ``event_dim`` 1).
 
     θ ``[*batch, E]`` holds one weight per edge in ``list(graph.edges)`` order; the output is the
@@ -169,6 +160,7 @@ class GraphSpanningTree:
 
     sense = "max"
     event_dim = 1
+    discrete = "binary"
 
     def __init__(self, graph: Any, backend: str = "torch"):
         import networkx as nx
@@ -185,6 +177,8 @@ class GraphSpanningTree:
         self.backend = backend
         self.nodes = list(graph.nodes)
         self.edges = list(graph.edges)
+        self.event_shape = (len(self.edges),)
+        self.theta_meaning = "[*batch, E] edge weights in graph.edges order"
         position = {v: i for i, v in enumerate(self.nodes)}
         pairs = [(position[u], position[v]) for u, v in self.edges]
         # Self-loops stay out of the dense matrix, so Prim never picks them.
@@ -198,14 +192,9 @@ class GraphSpanningTree:
     def __repr__(self) -> str:
         return f"GraphSpanningTree(nodes={len(self.nodes)}, edges={len(self.edges)}, backend={self.backend!r})"
 
-    def __call__(self, theta: Tensor, /) -> Tensor:
-        theta = _check_weights(theta, "GraphSpanningTree")
+    def solve_batch(self, theta: Tensor, /) -> Tensor:
+        theta = theta.detach()
         m = len(self.edges)
-        if theta.shape[-1] != m:
-            raise ValueError(
-                f"GraphSpanningTree: theta's last dim must be the graph's {m} edges (in graph.edges order), "
-                f"got shape {tuple(theta.shape)}"
-            )
         if self.backend == "networkx":
             return self._per_instance(theta)
         n = len(self.nodes)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from difftools.contract import Solver
+
 __all__ = ["Argmax", "TopK", "argmax"]
 
 
-class TopK:
+class TopK(Solver):
     """k-hot MAP oracle: ``z = argmax_{z ∈ {0,1}^n, Σz = k} <z, θ>`` over the last dim.
 
     Batched over any leading dims, on θ's device; ties go to the lower index (``torch.topk``).
@@ -16,13 +18,16 @@ class TopK:
 
     sense = "max"
     event_dim = 1
+    discrete = "binary"
+    theta_meaning = "[*, n] scores"
+    check_finite_theta = False  # torch.topk orders NaN as the largest value; the estimators refuse NaN θ
 
     def __init__(self, k: int):
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"TopK: k must be a positive int, got {k!r}")
         self.k = k
 
-    def __call__(self, theta: Tensor, /) -> Tensor:
+    def solve_batch(self, theta: Tensor, /) -> Tensor:
         if theta.shape[-1] < self.k:
             raise ValueError(f"TopK(k={self.k}): θ has only {theta.shape[-1]} entries in its last dim")
         index = torch.topk(theta, self.k, dim=-1, sorted=False).indices
@@ -32,13 +37,16 @@ class TopK:
         return f"TopK(k={self.k})"
 
 
-class Argmax:
+class Argmax(Solver):
     """One-hot MAP oracle ``z = onehot(argmax θ)`` over the last dim (the categorical case)."""
 
     sense = "max"
     event_dim = 1
+    discrete = "binary"
+    theta_meaning = "[*, n] scores"
+    check_finite_theta = False
 
-    def __call__(self, theta: Tensor, /) -> Tensor:
+    def solve_batch(self, theta: Tensor, /) -> Tensor:
         index = theta.argmax(dim=-1, keepdim=True)
         return torch.zeros_like(theta).scatter_(-1, index, 1.0)
 

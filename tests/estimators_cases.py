@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,16 +15,14 @@ import torch
 import difftools
 
 
-class Flipped:
+class Flipped(difftools.SolverWrapper):
     """The same oracle in the opposite sense: ``Flipped(s)(θ) = s(−θ)`` (argmax ⟷ argmin)."""
 
     def __init__(self, inner: Any):
-        self.inner = inner
-        self.sense = "min" if inner.sense == "max" else "max"
-        self.event_dim = inner.event_dim
+        super().__init__(inner, sense="min" if inner.sense == "max" else "max")
 
-    def __call__(self, theta: torch.Tensor, /, **context: Any) -> torch.Tensor:
-        return self.inner(-theta, **context)
+    def solve_batch(self, theta: torch.Tensor, /, **context: Any) -> torch.Tensor:
+        return super().solve_batch(-theta, **context)
 
     def __repr__(self) -> str:
         return f"Flipped({self.inner!r})"
@@ -104,39 +103,52 @@ def _grid(gen: torch.Generator) -> torch.Tensor:
 
 
 EXAMPLES: dict[str, Example] = {
-    "argmax": Example("solvers.topk", _simple("argmax", _vector(4))),
-    "topk": Example("solvers.topk", _simple("topk", _vector(5), k=2)),
-    "grid_shortest_path": Example("solvers.grid_shortest_path", _simple("grid_shortest_path", _grid)),
-    "spanning_tree": Example("solvers.spanning_tree", _simple("spanning_tree", _vector(6))),
-    "graph_spanning_tree": Example("solvers.spanning_tree", _graph_spanning_tree_example),
-    "shortest_path": Example("solvers.graphs", _shortest_path_example),
+    "argmax": Example("difftools.solvers.topk", _simple("argmax", _vector(4))),
+    "topk": Example("difftools.solvers.topk", _simple("topk", _vector(5), k=2)),
+    "grid_shortest_path": Example("difftools.solvers.grid_shortest_path", _simple("grid_shortest_path", _grid)),
+    "spanning_tree": Example("difftools.solvers.spanning_tree", _simple("spanning_tree", _vector(6))),
+    "graph_spanning_tree": Example("difftools.solvers.spanning_tree", _graph_spanning_tree_example),
+    "shortest_path": Example("difftools.solvers.shortest_path", _shortest_path_example),
     "assignment": Example(
-        "solvers.assignment",
+        "difftools.solvers.assignment",
         _simple("assignment", lambda gen: torch.randn(2, 3, 3, generator=gen, dtype=torch.float64), sense="max"),
     ),
-    "ilp": Example("solvers.ilp", _ilp_example),
-    "cvxpy": Example("solvers.cvxpy_layer", _cvxpy_example),
+    "ilp": Example("difftools.solvers.ilp", _ilp_example),
+    "cvxpy": Example("difftools.solvers.cvxpy_solver", _cvxpy_example),
 }
 
 
+def _examples_from_solver_tests() -> dict[str, Example]:
+    """``MATRIX_EXAMPLES`` of every ``tests/test_solvers_*.py``: a solver's matrix entry may live with its tests."""
+    found: dict[str, Example] = {}
+    for path in sorted(Path(__file__).parent.glob("test_solvers_*.py")):
+        module = f"tests.{path.stem}"
+        for name, make in getattr(importlib.import_module(module), "MATRIX_EXAMPLES", {}).items():
+            found[name] = Example(module, make)
+    return found
+
+
+EXAMPLES.update(_examples_from_solver_tests())
+
+
 def solver_names() -> list[str]:
-    """Every registered solver name plus every name with an example (those not yet landed skip)."""
+    """Every registered solver name plus every name with an example: a solver missing from either fails."""
     return sorted(set(difftools.list_solvers()) | set(EXAMPLES))
 
 
 def make_example(name: str, seed: int = 0) -> tuple[Any, torch.Tensor, dict]:
-    """(solver, θ [2, *event], context) for a solver name; skips when it is not available here."""
+    """(solver, θ [2, *event], context) for a solver name; FAILS (never skips) for a solver without an example.
+
+    A new solver is not done until the estimator × solver matrix runs on it: add its entry to EXAMPLES.
+    """
     if name not in EXAMPLES:
-        pytest.skip(f"no example input for solver {name!r}; add one to tests/estimators_cases.py")
-    example = EXAMPLES[name]
-    try:
-        importlib.import_module(example.module)
-    except ModuleNotFoundError as e:
-        if e.name is not None and (example.module == e.name or example.module.startswith(e.name + ".")):
-            pytest.skip(f"solver module {example.module} is not on this branch")
-        raise
+        pytest.fail(
+            f"solver {name!r} is registered but has no example input in tests/estimators_cases.py EXAMPLES, so the "
+            "estimator × solver matrix cannot run on it; add one (see CONTRIBUTING.md, 'Adding a solver')"
+        )
     if name not in difftools.list_solvers():
-        pytest.skip(f"solver {name!r} is not registered on this branch")
+        pytest.fail(f"tests/estimators_cases.py has an example for {name!r}, but no solver of that name is registered")
+    importlib.import_module(EXAMPLES[name].module)
     gen = torch.Generator().manual_seed(seed)
-    return example.make(gen)
+    return EXAMPLES[name].make(gen)
 

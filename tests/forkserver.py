@@ -13,7 +13,7 @@ import multiprocessing.forkserver
 PRELOAD = [
     "torch._dynamo",  # DistributedDataParallel's constructor imports it
     "difftools",
-    "solvers.ilp",
+    "difftools.solvers.ilp",
     "ortools.linear_solver.python.model_builder_helper",
     "scipy.sparse",
     "distributed",

@@ -18,13 +18,13 @@ import networkx as nx
 import numpy as np
 import pytest
 import torch
+from difftools.solvers._common import import_optional
+from difftools.solvers.grid_shortest_path import GridShortestPath
+from difftools.solvers.ilp import ILP
+from difftools.solvers.shortest_path import ShortestPath
 
 import difftools as dt
-from difftools.protocol import _OUTPUT_WARNED, _OUTPUT_WARNED_IDS
-from solvers._common import import_optional
-from solvers.graphs import ShortestPath
-from solvers.grid_shortest_path import GridShortestPath
-from solvers.ilp import ILP
+from difftools.output_checks import _OUTPUT_WARNED, _OUTPUT_WARNED_IDS
 
 pytestmark = pytest.mark.timeout(60)
 

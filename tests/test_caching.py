@@ -259,7 +259,7 @@ def test_per_instance_pool_reaches_through_estimator_samples():
 
 def test_cached_solver_repr_and_protocol():
     layer = cached(counting_topk()[0], solve_ratio=0.1)
-    assert difftools.protocol.is_solver(layer)
+    assert difftools.contract.is_solver(layer)
     assert "solve_ratio=0.1" in repr(layer) and "SolutionPool(size=0" in repr(layer)
 
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import difftools as dt
-from difftools.protocol import _OUTPUT_WARNED, _OUTPUT_WARNED_IDS
+from difftools.output_checks import _OUTPUT_WARNED, _OUTPUT_WARNED_IDS
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -265,7 +265,7 @@ def test_solver_errors_suggest_per_instance_for_batch_shaped_context():
 
 
 def test_grid_costs_whose_path_sums_overflow_float32_are_solved_in_float64():
-    from solvers.grid_shortest_path import GridShortestPath
+    from difftools.solvers.grid_shortest_path import GridShortestPath
 
     base = 0.6 * torch.rand(3, 6, 6, generator=torch.Generator().manual_seed(4), dtype=torch.float64) + 0.5
     expected = GridShortestPath()(base)

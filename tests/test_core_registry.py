@@ -55,7 +55,7 @@ def test_factory_returning_non_solver():
 def test_builtins_resolve_lazily():
     import subprocess
 
-    code = "import difftools, sys; print('solvers' in sys.modules, 'solvers.topk' in sys.modules)"
+    code = "import difftools, sys; print('difftools.solvers' in sys.modules, 'difftools.solvers.topk' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
     assert repr(dt.get_solver("topk", k=4)) == "TopK(k=4)"

@@ -118,7 +118,7 @@ def test_client_get_executor_also_works(cluster):
 
 
 def test_bad_arguments_are_named(cluster):
-    with pytest.raises(ValueError, match="timeout must be a finite number of seconds > 0 or None"):
+    with pytest.raises(ValueError, match="timeout must be None or a finite number of seconds > 0"):
         dask_executor(cluster.scheduler_address, timeout=0)
     with pytest.raises(ValueError, match="connect_timeout must be"):
         dask_executor(cluster.scheduler_address, connect_timeout=None)

@@ -11,11 +11,11 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from difftools.solvers.topk import TopK
 from torch import nn
 
 from difftools import AIMLE
 from difftools.noise import Gumbel, Noise
-from solvers.topk import TopK
 from tests.forkserver import start_forkserver
 
 pytestmark = [

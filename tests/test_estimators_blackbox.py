@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from difftools.solvers.topk import argmax
 
 from difftools import IMLE, STE, Blackbox, Gumbel
-from solvers.topk import argmax
 from tests.estimators_cases import DAG_PATHS, Flipped, dag_shortest_path
 
 # Edge costs of the DAG in tests/estimators_cases.py; path costs s-a-t 3, s-b-t 4, s-a-b-t 3.5.

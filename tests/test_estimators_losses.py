@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from difftools.solvers.topk import TopK, argmax
 
 import difftools
 from difftools import SPOPlusLoss, hamming_loss, regret
-from solvers.topk import TopK, argmax
 from tests.estimators_cases import DAG_PATHS, Flipped, dag_shortest_path
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
+from difftools.solvers.topk import argmax
 
 import difftools
 from difftools import (
@@ -20,7 +21,6 @@ from difftools import (
     ScoreFunction,
     SPOPlusLoss,
 )
-from solvers.topk import argmax
 from tests.estimators_cases import Flipped, make_example, solver_names
 
 
@@ -63,6 +63,20 @@ def test_every_estimator_runs_on_every_solver(name, flip, layer_name):
     (out * weights).sum().backward()
     assert theta.grad is not None and theta.grad.shape == theta.shape
     assert bool(torch.isfinite(theta.grad).all())
+    if layer_name in DESCENT_EXACT:
+        # A linear loss <w, z>: moving θ along w can only raise <w, MAP(θ)> (max) or lower it (min), for any
+        # exact solver, and the finite differences compare MAP states exactly along w (common noise). So the
+        # estimated gradient must point the same way as w (max) or against it (min), per instance -- a wrong
+        # sign anywhere (the "min" flip, the difference's direction) fails here.
+        sign = 1.0 if solver.sense == "max" else -1.0
+        alignment = sign * (theta.grad * weights).flatten(1).sum(1)
+        assert bool((alignment >= -1e-7).all()), alignment
+        if layer_name != "Blackbox":  # no noise: a step of λ may leave both solutions unchanged (gradient 0)
+            assert bool((alignment > 0).any()), alignment  # not vacuously 0
+
+
+# Estimators whose per-instance gradient sign along a linear loss is exact (no Monte-Carlo noise in it).
+DESCENT_EXACT = ("AIMLE", "IMLE", "Blackbox", "STE")
 
 
 @pytest.mark.parametrize("flip", [False, True], ids=["own-sense", "flipped-sense"])

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from difftools.solvers.topk import argmax
 
 import difftools
 from difftools import FenchelYoungLoss, Gumbel, Normal, Perturbed
-from solvers.topk import argmax
 from tests.estimators_cases import Flipped
 
 THETA = torch.tensor([0.5, -0.3, 1.2, 0.0], dtype=torch.float64)
@@ -154,7 +154,23 @@ def test_perturbed_and_fenchel_young_reject_bad_arguments():
 
 
 def test_repr_names_the_hyper_parameters():
-    text = repr(FenchelYoungLoss(Perturbed("argmax", sigma=0.5, samples=8, noise=Gumbel(), baseline=True)))
+    text = repr(FenchelYoungLoss(Perturbed("argmax", sigma=0.5, samples=8, noise=Gumbel())))
     for part in ("FenchelYoungLoss", "Perturbed(solver=Argmax()", "sigma=0.5", "samples=8", "noise=Gumbel()",
-                 "baseline=True", "reduction='mean'"):
+                 "baseline=False", "reduction='mean'"):
         assert part in text
+
+
+def test_fenchel_young_refuses_an_option_it_does_not_use():
+    # The baseline only acts in the layer's own backward, which the loss never runs.
+    with pytest.raises(ValueError, match="FenchelYoungLoss: the Perturbed layer has baseline=True"):
+        FenchelYoungLoss(Perturbed("argmax", samples=8, baseline=True))
+
+
+def test_fenchel_young_uses_only_the_layers_public_pieces():
+    # perturb_and_map is the public piece: the loss's value is rebuilt from it exactly.
+    layer = Perturbed("argmax", sigma=0.5, samples=4, generator=_gen(11))
+    theta, target = torch.randn(3, 5, generator=_gen(12)), torch.eye(5)[:3]
+    eps, z = layer.perturb_and_map(theta)
+    layer.generator.manual_seed(11)
+    value = FenchelYoungLoss(layer, reduction="none")(theta, target)
+    torch.testing.assert_close(value, ((theta + 0.5 * eps) * (z - target)).sum(-1).mean(0))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from difftools.solvers.topk import argmax
 
 from difftools import Gumbel, ScoreFunction, SumOfGamma
-from solvers.topk import argmax
 from tests.estimators_cases import Flipped
 
 THETA = torch.tensor([0.2, -0.4, 0.9, 0.1], dtype=torch.float64)

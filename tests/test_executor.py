@@ -120,18 +120,17 @@ def test_context_reaches_pool_workers_in_forward_and_backward_of_aimle(process_p
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
     inner = difftools.solver(top_k, sense="max", executor=process_pool, chunksize=2)
 
-    class Recording:
-        sense, event_dim = "max", 1
-        accepts_per_instance = True  # receive PerInstance context as is, to hand it on
+    class Recording(difftools.SolverWrapper):
+        """Records what reaches the inner solver; the wrapper base hands PerInstance context on."""
 
-        def __call__(self, theta, **context):
-            z = inner(theta, **context)
+        def solve_batch(self, theta, **context):
+            z = super().solve_batch(theta, **context)
             seen.append((z, context["k"].value))
             return z
 
     k = torch.tensor([1, 2, 3, 2])
     theta = torch.randn(4, 5, generator=torch.Generator().manual_seed(3), requires_grad=True)
-    layer = difftools.AIMLE(Recording(), samples=3, initial_alpha=1.0, generator=torch.Generator().manual_seed(4))
+    layer = difftools.AIMLE(Recording(inner), samples=3, initial_alpha=1.0, generator=torch.Generator().manual_seed(4))
     z = layer(theta, k=PerInstance(k))
     (z * torch.randn(3, 4, 5, generator=torch.Generator().manual_seed(5))).mean(0).sum().backward()
     assert len(seen) == 2  # forward, then one call for both ends of the central difference

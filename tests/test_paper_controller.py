@@ -6,11 +6,11 @@ import math
 
 import pytest
 import torch
+from difftools.solvers.topk import argmax
 
 import difftools as dt
 from examples.synthetic.experiments import steps_to_target
 from examples.synthetic.task import estimate_gradient, make_problem
-from solvers.topk import argmax
 
 identity = dt.solver(lambda t: t.clone(), sense="max", batched=True, backend="torch", name="identity", discrete=None)
 
@@ -184,3 +184,21 @@ def test_explicit_arguments_override_the_preset():
         assert layer.central == preset["central"] and layer.target_nnz == preset["target_nnz"]
         assert layer.step == preset["step"] and layer.decay == preset["decay"]
         assert layer.alpha.item() == preset["initial_alpha"] and layer.lam_scope == preset["lam_scope"]
+
+
+def test_controller_rules_are_objects_a_name_or_an_instance():
+    from difftools.estimators import FastRule, PaperRule
+
+    assert isinstance(dt.AIMLE(argmax).rule, FastRule) and dt.AIMLE(argmax).rule.gain == dt.AIMLE.FAST_GAIN
+    assert dt.AIMLE(argmax, controller="reference").rule.strict
+    # A rule object with its own gain: one step at count 0 with c = 1 multiplies α by e^gain.
+    slow = dt.AIMLE(argmax, controller=FastRule(gain=0.25), initial_alpha=1.0)
+    slow._update_controller(torch.tensor(0.0), 1)
+    assert slow.alpha.item() == pytest.approx(math.exp(0.25), rel=1e-6)
+    assert slow.controller == "fast" and "controller='fast'" in repr(slow)
+    # PaperRule(strict=True) passed as an object starts from the "reference" preset, as the name does.
+    by_object, by_name = dt.AIMLE(argmax, controller=PaperRule(strict=True)), dt.AIMLE(argmax, controller="reference")
+    for setting in ("central", "step", "lam_scope", "initial_alpha"):
+        assert getattr(by_object, setting) == getattr(by_name, setting)
+    with pytest.raises(ValueError, match="FastRule: gain must be a finite number > 0"):
+        FastRule(gain=-1.0)

@@ -8,9 +8,9 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from difftools.solvers.topk import argmax
 
 import difftools as dt
-from solvers.topk import argmax
 
 
 def _step(layer, theta, upstream):

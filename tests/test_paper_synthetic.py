@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from difftools.solvers.topk import argmax
 
 import difftools as dt
 from examples.common import read_csv
@@ -17,7 +18,6 @@ from examples.synthetic.task import (
     sfe_gradient,
     sparsity,
 )
-from solvers.topk import argmax
 from tests.bad_input import cli_error
 
 

@@ -9,12 +9,12 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from difftools.solvers.assignment import Assignment
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import difftools
-from solvers.assignment import Assignment
 from tests.training import fit_through_aimle
 
 pytestmark = pytest.mark.timeout(120)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from difftools.solvers.grid_shortest_path import GridShortestPath, dijkstra
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +20,6 @@ from benchmarks.solvers import (
     lean_dijkstra,
     warcraft_costs,
 )
-from solvers.grid_shortest_path import GridShortestPath, dijkstra
 from tests.test_solvers_grid import WARCRAFT_COSTS, is_simple_path
 
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import scipy.optimize
 import torch
+from difftools.solvers.cvxpy_solver import CvxpySolver
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import difftools
 from difftools import PerInstance, SolverError
-from solvers.cvxpy_layer import CvxpySolver
 from tests.enumeration import binary_programs, enumerate_best, satisfies
 from tests.training import fit_through_aimle
 
@@ -91,18 +91,17 @@ def test_per_instance_parameter_reaches_forward_and_backward_of_aimle():
     inner = CvxpySolver(cp.Problem(cp.Maximize(theta_p @ z), [cp.sum(z) == k]), theta_p, z)
     seen = []
 
-    class Recording:
-        sense, event_dim = "max", 1
-        accepts_per_instance = True  # receive PerInstance context as is, to hand it on
+    class Recording(difftools.SolverWrapper):
+        """Records what reaches the inner solver; the wrapper base hands PerInstance context on."""
 
-        def __call__(self, theta, **context):
-            out = inner(theta, **context)
+        def solve_batch(self, theta, **context):
+            out = super().solve_batch(theta, **context)
             seen.append(out)
             return out
 
     ks = torch.tensor([1.0, 3.0])
     theta = torch.randn(2, n, generator=torch.Generator().manual_seed(0), requires_grad=True)
-    layer = difftools.AIMLE(Recording(), samples=2, initial_alpha=1.0, generator=torch.Generator().manual_seed(1))
+    layer = difftools.AIMLE(Recording(inner), samples=2, initial_alpha=1.0, generator=torch.Generator().manual_seed(1))
     out = layer(theta, k=PerInstance(ks))
     (out * torch.randn(out.shape, generator=torch.Generator().manual_seed(2))).mean(0).sum().backward()
     assert [s.shape for s in seen] == [(2, 2, n), (4, 2, n)]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from difftools.solvers.grid_shortest_path import GridShortestPath, dijkstra, grid_neighbours
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import difftools
-from solvers.grid_shortest_path import GridShortestPath, dijkstra, grid_neighbours
 from tests.training import fit_parameters_through_aimle
 
 WARCRAFT_COSTS = [0.8, 1.2, 5.3, 7.7, 9.2]
@@ -131,13 +131,13 @@ def test_negative_costs_are_clamped_by_default_and_raise_on_request():
 def test_non_finite_costs_raise(bad):
     costs = torch.ones(2, 4, 4)
     costs[1, 2, 3] = bad
-    with pytest.raises(ValueError, match="theta .* contains NaN or Inf"):
+    with pytest.raises(ValueError, match="GridShortestPath: θ contains NaN or Inf"):
         GridShortestPath()(costs)
 
 
 def test_bad_inputs_raise_clear_errors():
     solver = GridShortestPath()
-    with pytest.raises(ValueError, match=r"theta must have shape \[\*batch, H, W\]"):
+    with pytest.raises(ValueError, match=r"θ has shape \(5,\), expected \[\*batch, H, W\] cell costs"):
         solver(torch.ones(5))
     with pytest.raises(ValueError, match="H, W >= 1"):
         solver(torch.ones(3, 0))

@@ -11,12 +11,12 @@ import pytest
 import scipy.optimize
 import scipy.sparse
 import torch
+from difftools.solvers.ilp import ILP
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import difftools
 from difftools import PerInstance, SolverError
-from solvers.ilp import ILP
 from tests.enumeration import binary_programs, enumerate_best, satisfies
 from tests.training import fit_through_aimle
 
@@ -179,18 +179,17 @@ def test_per_instance_constraints_reach_forward_and_backward_of_aimle():
     inner = ILP(sense="max", A_eq=np.ones((1, 6)), backend="cp-sat")
     seen = []
 
-    class Recording:
-        sense, event_dim = "max", 1
-        accepts_per_instance = True  # receive PerInstance context as is, to hand it on
+    class Recording(difftools.SolverWrapper):
+        """Records what reaches the inner solver; the wrapper base hands PerInstance context on."""
 
-        def __call__(self, theta, **context):
-            z = inner(theta, **context)
+        def solve_batch(self, theta, **context):
+            z = super().solve_batch(theta, **context)
             seen.append(z)
             return z
 
     k = torch.tensor([[1.0], [2.0], [4.0]])
     theta = torch.randn(3, 6, generator=torch.Generator().manual_seed(0), requires_grad=True)
-    layer = difftools.AIMLE(Recording(), samples=2, initial_alpha=1.0, generator=torch.Generator().manual_seed(1))
+    layer = difftools.AIMLE(Recording(inner), samples=2, initial_alpha=1.0, generator=torch.Generator().manual_seed(1))
     z = layer(theta, b_eq=PerInstance(k))
     (z * torch.randn(z.shape, generator=torch.Generator().manual_seed(2))).mean(0).sum().backward()
     assert [s.shape for s in seen] == [(2, 3, 6), (4, 3, 6)]

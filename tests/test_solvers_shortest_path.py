@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from difftools.solvers._common import import_optional
+from difftools.solvers.shortest_path import ShortestPath
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import difftools
 from difftools import PerInstance, SolverError
-from solvers._common import import_optional
-from solvers.graphs import ShortestPath
 from tests.training import fit_through_aimle
 
 pytestmark = pytest.mark.timeout(120)
@@ -110,18 +110,17 @@ def test_per_instance_source_target_reach_forward_and_backward_of_aimle():
     inner = ShortestPath(graph, negative="clamp")
     calls = []
 
-    class Recording:
-        sense, event_dim = "min", 1
-        accepts_per_instance = True  # receive PerInstance context as is, to hand it on
+    class Recording(difftools.SolverWrapper):
+        """Records what reaches the inner solver; the wrapper base hands PerInstance context on."""
 
-        def __call__(self, theta, **context):
-            z = inner(theta, **context)
+        def solve_batch(self, theta, **context):
+            z = super().solve_batch(theta, **context)
             calls.append((z, context["source"].value, context["target"].value))
             return z
 
     sources, targets = [(0, 0), (2, 3), (1, 1)], [(2, 3), (0, 0), (1, 2)]
     theta = (torch.rand(3, inner.num_edges, generator=torch.Generator().manual_seed(0)) + 0.5).requires_grad_()
-    layer = difftools.AIMLE(Recording(), samples=4, initial_alpha=1.0, generator=torch.Generator().manual_seed(1))
+    layer = difftools.AIMLE(Recording(inner), samples=4, initial_alpha=1.0, generator=torch.Generator().manual_seed(1))
     z = layer(theta, source=PerInstance(sources), target=PerInstance(targets))
     (z * torch.randn(z.shape, generator=torch.Generator().manual_seed(2))).mean(0).sum().backward()
     assert [c[0].shape[0] for c in calls] == [4, 8]  # forward: 4 samples; backward: both ends of 4

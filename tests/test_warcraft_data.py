@@ -5,10 +5,10 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 import pytest
+from difftools.solvers.grid_shortest_path import dijkstra
 
 from examples.warcraft.data import dataset_dir, generate, load_split
 from examples.warcraft.terrain import CELL_PIXELS, COLOURS, COSTS, FREQUENCIES, render_maps
-from solvers.grid_shortest_path import dijkstra
 
 PUBLISHED_MEAN = np.array([0.2411, 0.2741, 0.1212])
 PUBLISHED_STD = np.array([0.1595, 0.0650, 0.1601])

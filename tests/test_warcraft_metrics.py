@@ -8,6 +8,7 @@ import networkx as nx
 import numpy as np
 import pytest
 import torch
+from difftools.solvers.grid_shortest_path import dijkstra
 
 from examples.warcraft.metrics import (
     hamming_accuracy,
@@ -18,7 +19,6 @@ from examples.warcraft.metrics import (
     valid_path,
     warcraft_metrics,
 )
-from solvers.grid_shortest_path import dijkstra
 
 # Two optimal paths of cost 4 (upper and lower detour); the diagonal costs 11.
 WEIGHTS = torch.tensor([[1.0, 1.0, 9.0], [1.0, 9.0, 1.0], [9.0, 1.0, 1.0]])

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from difftools.solvers.topk import TopK
 from torch import Tensor, nn
 
 from difftools import AIMLE, IMLE, STE, Gumbel, SumOfGamma
 from difftools.noise import Noise
 from examples.common import Row
-from solvers.topk import TopK
 
 __all__ = ["DiscreteVAE", "Method", "methods", "vae_loss", "train"]
 

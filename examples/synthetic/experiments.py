@@ -12,13 +12,13 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
+from difftools.solvers.topk import argmax
 from torch import Tensor
 from tqdm import tqdm
 
 from difftools import AIMLE, IMLE, STE, Gumbel
 from examples.common import Row
 from examples.synthetic.task import cosine, estimate_gradient, exact_gradient, make_problem, sfe_gradient, sparsity
-from solvers.topk import argmax
 
 CHUNK_ELEMENTS = 1 << 22
 

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from difftools.solvers.grid_shortest_path import dijkstra
 from tqdm import tqdm
 
 from examples.warcraft.terrain import CELL_PIXELS, COSTS, render_maps
-from solvers.grid_shortest_path import dijkstra
 
 __all__ = [
     "DATASET_NAME",

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from difftools.solvers.grid_shortest_path import dijkstra
 from torch import Tensor, nn
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
@@ -33,7 +34,6 @@ from examples import run_files
 from examples.warcraft.data import WarcraftSplit, channel_statistics, load_split
 from examples.warcraft.metrics import warcraft_metrics
 from examples.warcraft.model import CombResNet18
-from solvers.grid_shortest_path import dijkstra
 
 __all__ = [
     "METHODS",
@@ -128,20 +128,23 @@ class TrainConfig:
         return names[self.method] + (f" ({self.difference})" if self.difference else "")
 
 
-class TimedSolver:
+class TimedSolver(difftools.SolverWrapper):
     """A solver wrapper that adds up the wall time of its calls (synchronising CUDA to be honest)."""
 
     def __init__(self, solver: Any):
-        self.solver = solver
-        self.sense = solver.sense
-        self.event_dim = solver.event_dim
+        super().__init__(solver)
         self.seconds = 0.0
 
-    def __call__(self, theta: Tensor, /, **context: Any) -> Tensor:
+    @property
+    def solver(self) -> Any:
+        """The timed solver."""
+        return self.inner
+
+    def solve_batch(self, theta: Tensor, /, **context: Any) -> Tensor:
         if theta.is_cuda:
             torch.cuda.synchronize(theta.device)
         start = time.perf_counter()
-        out = self.solver(theta, **context)
+        out = super().solve_batch(theta, **context)
         if theta.is_cuda:
             torch.cuda.synchronize(theta.device)
         self.seconds += time.perf_counter() - start

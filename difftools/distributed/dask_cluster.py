@@ -1,22 +1,20 @@
-"""Scale-out: a ``concurrent.futures`` executor that runs solver batches on a dask.distributed cluster.
+"""A ``concurrent.futures`` executor that runs solver batches on a dask.distributed cluster.
 
 ``dask_executor(address)`` connects to a dask scheduler and returns a :class:`DaskExecutor`, which any
 per-instance solver accepts as ``executor=`` (``difftools.solver(fn, executor=...)``, or the
 built-in solvers that take one). dask is imported lazily: difftools does not depend on it unless
 this module's functions are called (``pip install "difftools[dist]"``).
-
-Data-parallel training needs nothing from here: :class:`difftools.AIMLE` all-reduces its step-size
-statistics by itself whenever ``torch.distributed`` is initialised (see ``docs/scaling-out.md``).
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import math
 import time
 import weakref
 from collections.abc import Callable
 from typing import Any
+
+from difftools._validation import check_seconds
 
 __all__ = ["DaskExecutor", "dask_executor"]
 
@@ -30,15 +28,6 @@ def _import_distributed() -> Any:
             'pip install "difftools[dist]" (or, in a clone of the repository, pip install -e ".[dist]")'
         ) from e
     return distributed
-
-
-def _check_seconds(name: str, value: Any, *, allow_none: bool) -> float | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        expected = "a finite number of seconds > 0" + (" or None" if allow_none else "")
-        raise ValueError(f"dask_executor: {name} must be {expected}, got {value!r}")
-    return float(value)
 
 
 class _TaskFuture(cf.Future):
@@ -173,8 +162,8 @@ def dask_executor(
         A :class:`DaskExecutor`; use it as a context manager or call ``shutdown()`` to close the
         connection it opened.
     """
-    timeout = _check_seconds("timeout", timeout, allow_none=True)
-    connect_timeout = _check_seconds("connect_timeout", connect_timeout, allow_none=False)
+    timeout = check_seconds(timeout, "dask_executor", "timeout")
+    connect_timeout = check_seconds(connect_timeout, "dask_executor", "connect_timeout", allow_none=False)
     distributed = _import_distributed()
     if isinstance(address, distributed.Client):
         return DaskExecutor(address, timeout=timeout, own_client=False, submit_options=submit_options)

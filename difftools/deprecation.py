@@ -1,0 +1,28 @@
+"""Names that moved: a module ``__getattr__`` that warns once per use and forwards to the new home."""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["forward_moved_names"]
+
+
+def forward_moved_names(old: str, new: str | Mapping[str, str]) -> Callable[[str], Any]:
+    """``__getattr__`` for the deprecated module ``old``: each name is looked up in ``new`` (one module, or
+    name → module) with a DeprecationWarning that says where it went; removed in the next release."""
+
+    def module_getattr(name: str) -> Any:
+        target = new if isinstance(new, str) else new.get(name)
+        if name.startswith("__") or target is None:  # the import system's probes (__path__, ...) and unknown names
+            raise AttributeError(f"module {old!r} has no attribute {name!r}")
+        warnings.warn(
+            f"{old} is deprecated and will be removed in the next release; import {name} from {target}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(target), name)
+
+    return module_getattr

@@ -1,0 +1,75 @@
+"""How AIMLE's α moves after each backward: Eq. 10 of the paper (:class:`PaperRule`) and :class:`FastRule`.
+
+A rule is a small object with one method, :meth:`AlphaRule.next_alpha`; AIMLE keeps the state
+(α and the moving count ḡ, as buffers) and calls it. The derivation of the fast rule is on the
+concepts page (``docs/concepts.md``, "How α is adapted").
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from difftools._validation import check_positive
+
+__all__ = ["FAST_GAIN", "AlphaRule", "FastRule", "PaperRule"]
+
+# κ, the fast rule's default gain: a step changes α by at most a factor e^κ ≈ 1.65.
+FAST_GAIN = 0.5
+
+
+class AlphaRule:
+    """Base of the α update rules. ``preset`` names the :data:`~difftools.AIMLE_PRESETS` entry it starts from."""
+
+    name: str = ""
+    preset: str = ""
+
+    def next_alpha(self, alpha: Tensor, ema: Tensor, count: Tensor, *, target: float, step: float) -> Tensor:
+        """The next α from α, the updated moving count ḡ (Eq. 9) and this step's mean count.
+
+        Tensor operations only (no host synchronisation); ``target`` is c, ``step`` is η.
+        """
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class PaperRule(AlphaRule):
+    """Eq. 10: ``α ← max(α + η if ḡ ≤ c else α − η, 0)``; ``strict=True`` raises α only while ḡ < c.
+
+    ``strict=False`` is Algorithm 1 of the paper (``controller="paper"``); ``strict=True`` is the
+    authors' code, torch-adaptive-imle (``controller="reference"``).
+    """
+
+    def __init__(self, strict: bool = False):
+        self.strict = bool(strict)
+        self.name = self.preset = "reference" if self.strict else "paper"
+
+    def next_alpha(self, alpha: Tensor, ema: Tensor, count: Tensor, *, target: float, step: float) -> Tensor:
+        below = ema < target if self.strict else ema <= target
+        return (alpha + torch.where(below, step, -step)).clamp_min(0.0)
+
+    def __repr__(self) -> str:
+        return f"PaperRule(strict={self.strict})"
+
+
+class FastRule(AlphaRule):
+    """``α ← max(α, η) · exp(κ · clip((c − m) / c, −1, 1))``, m this batch's mean count, κ = ``gain``.
+
+    Multiplicative (additive in log α) and driven by the current count rather than the lagging ḡ,
+    it reaches the target in about 15 steps where Eq. 10 needs hundreds (``controller="fast"``).
+    """
+
+    name = preset = "fast"
+
+    def __init__(self, gain: float = FAST_GAIN):
+        self.gain = check_positive(gain, "FastRule", "gain")
+
+    def next_alpha(self, alpha: Tensor, ema: Tensor, count: Tensor, *, target: float, step: float) -> Tensor:
+        scale = target if target > 0 else 1.0
+        factor = ((target - count) / scale).clamp_(-1.0, 1.0).mul_(self.gain).exp_()
+        return alpha.clamp_min(step) * factor
+
+    def __repr__(self) -> str:
+        return f"FastRule(gain={self.gain:g})"

@@ -1,0 +1,173 @@
+"""Finite differences of MAP states along the downstream gradient: FiniteDifference, IMLE and Blackbox."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from difftools._validation import check_bool, check_non_negative, check_real
+from difftools.core import PerturbAndMAP
+from difftools.noise import Gumbel, Noise
+from difftools.output_checks import solver_repr
+
+__all__ = ["FiniteDifference", "IMLE", "Blackbox"]
+
+
+class FiniteDifference(PerturbAndMAP):
+    """Perturb-and-MAP forward, finite-difference backward (Niepert et al. 2021, Eq. 2).
+
+    Forward: ``z_s = MAP(θ + τ ε_s)``. Backward, with ``∇f_s`` the downstream gradient of sample
+    ``s`` and the SAME noise ``ε_s`` (common random numbers)::
+
+        forward difference:  g_s = (z_s − MAP(θ + τ' ε_s − λ ∇f_s)) / λ
+        central difference:  g_s = (MAP(θ + τ' ε_s + λ ∇f_s) − MAP(θ + τ' ε_s − λ ∇f_s)) / (2λ)
+
+    and the gradient returned for θ is the average ``(1/S) Σ_s g_s`` (Algorithm 1). τ' is the
+    target noise temperature (τ unless set). With ``samples=S`` the output is ``[S, ...]`` and
+    the loss is expected to average over samples, as any Monte-Carlo estimate does; so the
+    per-sample gradient of the paper is ``∇f_s = S · dy_s`` where ``dy_s`` is what autograd
+    delivers. Where λ = 0 the gradient is 0, never NaN.
+
+    ``samples``, ``noise_temperature``, ``generator`` and ``check_finite`` are the core's
+    (:class:`~difftools.core.PerturbAndMAP`); ``noise`` defaults to Gumbel here.
+    """
+
+    def __init__(
+        self,
+        solver: Any,
+        *,
+        central: bool = False,
+        noise: Noise | None = Gumbel(),
+        target_noise_temperature: float | None = None,
+        **core: Any,
+    ):
+        super().__init__(solver, noise=noise, **core)
+        name = type(self).__name__
+        if target_noise_temperature is not None:
+            check_non_negative(target_noise_temperature, name, "target_noise_temperature")
+        self.central = check_bool(central, name, "central")
+        self.target_noise_temperature = (
+            None if target_noise_temperature is None else float(target_noise_temperature)
+        )
+
+    def _forward_impl(self, theta: Tensor, context: dict) -> tuple[Tensor, tuple[Tensor, ...]]:
+        samples = self._num_samples()
+        eps = self._sample_noise(theta, samples)
+        perturbed = torch.add(theta, eps, alpha=self.noise_temperature)
+        z = self._map(perturbed, context, samples)
+        # The backward needs only the target point θ + τ'ε (common random numbers): keep that.
+        tau = self.target_noise_temperature
+        target = perturbed if tau is None else torch.add(theta, eps, alpha=tau)
+        if not self.central and hasattr(self.solver, "decided"):
+            # A solver that answers each call from one of two sources (difftools.cached: pool or real
+            # solver) says which through `last_solved`. The forward difference subtracts the backward's
+            # answer from this call's, so both must come from the same source: keep this decision.
+            return z, (target, torch.tensor(bool(self.solver.last_solved)))
+        return z, (target,)
+
+    def _backward_impl(self, theta, out, state, grad_out, context):
+        target, *decision = state
+        self._check_grad(grad_out)
+        samples = target.shape[0]
+        grad_f = grad_out * samples if samples > 1 else grad_out
+        lam = self._step(theta, grad_f)  # [S or 1, *batch, 1...] broadcastable over samples and event
+        if not self._fixed_step:
+            # A λ whose reciprocal is not finite in θ's dtype (0, subnormal, or overflowed to inf) takes
+            # no step: its gradient is 0 instead of 0·inf = NaN, and no perturbed point is ±inf.
+            lam = torch.where(torch.isfinite(lam.reciprocal()) & torch.isfinite(lam), lam, 0.0)
+        shift = lam * grad_f
+        if self.central:
+            # Both ends of the difference in one tensor and one solver call: [2S, *batch, *event],
+            # written in place (no concatenation copy).
+            points = shift.new_empty((2 * samples, *shift.shape[1:]))
+            torch.add(target, shift, out=points[:samples])
+            torch.sub(target, shift, out=points[samples:])
+            ends = self._map(points, context, 2 * samples)
+            diff = ends[:samples] - ends[samples:]
+        else:
+            paired = self.solver.decided(bool(decision[0])) if decision else contextlib.nullcontext()
+            with paired:
+                diff = out - self._map(target - shift, context, samples)
+        # 1/(2λ) or 1/λ where λ > 0 (0.5/λ, not 1/(2λ): 2λ may overflow where 1/λ is finite) and 0
+        # where λ = 0 (no step taken, so no gradient — never NaN).
+        inverse = torch.where(lam > 0, (0.5 if self.central else 1.0) / lam, 0.0)
+        # The controller counts only the changes that become gradient entries. Where λ = 0 both MAP
+        # points coincide, except in the forward difference towards another temperature's target.
+        moved_target = not self.central and self.target_noise_temperature is not None
+        self._observe(diff * (inverse > 0) if moved_target else diff)
+        if samples == 1:  # no mean over one sample: saves a full pass (and returns a fresh tensor, not a view)
+            return diff[0] * inverse.squeeze(0)
+        return (diff * inverse).mean(0)
+
+    # Whether _step returns a λ already known to have a finite reciprocal (IMLE's fixed λ).
+    _fixed_step = False
+
+    def _step(self, theta: Tensor, grad_f: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _observe(self, diff: Tensor) -> None:
+        """Hook for the adaptive controller: sees the unscaled MAP differences."""
+
+    def _extra_repr_parts(self) -> list[str]:
+        parts = [f"central={self.central}"]
+        if self.target_noise_temperature is not None:
+            parts.append(f"target_noise_temperature={self.target_noise_temperature:g}")
+        return parts
+
+
+class IMLE(FiniteDifference):
+    """Implicit MLE with a fixed step λ (Niepert, Minervini & Franceschi, NeurIPS 2021).
+
+    ``g = (z − MAP(θ + ε − λ ∇f)) / λ`` (forward) or the central version divided by 2λ; see
+    :class:`FiniteDifference`. Small λ gives sparse, nearly unbiased gradients; large λ dense
+    but biased ones -- :class:`AIMLE` picks λ for you.
+    """
+
+    # λ is a Python float, checked against θ's dtype in _step: no device-side guard is needed.
+    _fixed_step = True
+
+    def __init__(self, solver: Any, *, lam: float = 10.0, **kwargs: Any):
+        super().__init__(solver, **kwargs)
+        # 1/λ must be finite too: the gradient divides by λ.
+        self.lam = check_real(lam, type(self).__name__, "lam", lambda v: v > 0 and math.isfinite(1.0 / v), "> 0")
+
+    def _step(self, theta: Tensor, grad_f: Tensor) -> Tensor:
+        finfo = torch.finfo(theta.dtype)
+        if not finfo.tiny <= self.lam <= finfo.max or self.lam * finfo.max < 1.0:
+            # Host-side check of a Python float: no synchronisation. 1/λ would be inf (or λ 0).
+            raise ValueError(
+                f"{type(self).__name__}: lam={self.lam:g} cannot be used with θ of dtype {theta.dtype}: 1/λ is not "
+                f"finite there (usable: {max(finfo.tiny, 1.0 / finfo.max):.3g} <= lam <= {finfo.max:.3g}); use a "
+                "larger lam or float64 θ"
+            )
+        return theta.new_full((), self.lam)  # a fill on θ's device: no host-to-device copy
+
+    def _extra_repr_parts(self) -> list[str]:
+        return [f"lam={self.lam:g}"] + super()._extra_repr_parts()
+
+
+
+
+class Blackbox(IMLE):
+    """Blackbox differentiation of combinatorial solvers (Vlastelica et al., ICLR 2020).
+
+    No noise; the backward makes one extra solver call on the parameters moved against the
+    downstream gradient and divides the change of solution by λ. In max form::
+
+        g = (MAP(θ) − MAP(θ − λ ∇f)) / λ
+
+    which for a ``"min"`` solver with costs w is the paper's ``∇_w f_λ = −(y(w) − y(w + λ ∇f)) / λ``
+    (the core flips the sign, once). It is :class:`IMLE` with no noise and the forward difference:
+    the gradient of a piecewise-linear interpolation of f∘MAP whose width λ trades informativeness
+    (large λ) against faithfulness to f (small λ). Two solver calls per step; deterministic.
+    """
+
+    def __init__(self, solver: Any, *, lam: float = 20.0, check_finite: bool = True):
+        super().__init__(solver, lam=lam, noise=None, central=False, check_finite=check_finite)
+
+    def extra_repr(self) -> str:
+        return f"solver={solver_repr(self.solver)}, lam={self.lam:g}"
