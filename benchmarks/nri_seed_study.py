@@ -2,7 +2,8 @@
 
 One run per (variant, seed) on the CPU quick setting, one after another in this process, each
 writing ``RESULTS/<variant>-s<seed>.json`` (its settings, validation curve, time and load) when it
-ends; finished runs are skipped, so the study resumes where it was stopped. ``table`` reads the
+ends; finished runs are skipped, so the study resumes where it was stopped, and a larger
+``--iterations`` continues the finished runs from their ``last.pt``. ``table`` reads the
 result files and prints, per variant, the fraction of seeds that learn the tree: validation edge
 precision at ``--at`` iterations of at least ``--threshold`` (an inverted tree scores at most 25%).
 
@@ -59,8 +60,8 @@ def run_study(args: argparse.Namespace) -> None:
     started, last_seconds = time.monotonic(), 0.0
     for variant, seed in _order(args.variants, args.seeds):
         result_path = results / f"{variant}-s{seed}.json"
-        if result_path.exists():
-            continue
+        if result_path.exists() and json.loads(result_path.read_text())["settings"]["iterations"] >= args.iterations:
+            continue  # done (a shorter finished run is continued to --iterations with --resume)
         left = args.budget - (time.monotonic() - started)
         if left < last_seconds:  # the next run would not finish within the budget
             print(f"budget: {left:.0f} s left, a run took {last_seconds:.0f} s; stopping", flush=True)
@@ -76,15 +77,16 @@ def run_study(args: argparse.Namespace) -> None:
         run_dir = out / "runs" / f"{variant}-s{seed}"
         resume = (run_dir / "last.pt").exists()  # a run stopped mid-way continues from its last validation
         load_before = os.getloadavg()
-        t0 = time.monotonic()
+        t0, cpu0 = time.monotonic(), time.process_time()
         train(Config(**settings), run_dir, args.data_dir, resume=resume, overwrite=not resume, progress=False)
-        last_seconds = time.monotonic() - t0
+        last_seconds, cpu_seconds = time.monotonic() - t0, time.process_time() - cpu0
         valid = [r for r in run_files.read_log(run_dir / "log.jsonl") if r["split"] == "valid"]
         record = {
             "variant": variant,
             "seed": seed,
             "settings": settings,
             "seconds": last_seconds,
+            "cpu_seconds": cpu_seconds,
             "resumed": resume,
             "machine": f"{platform.node()} ({os.cpu_count()} CPUs), torch {torch.__version__}",
             "load_before": load_before,

@@ -78,3 +78,7 @@ def test_run_writes_one_result_per_run_and_skips_finished_ones(tmp_path, capsys)
     capsys.readouterr()
     study.main(argv)  # everything is done: nothing runs
     assert "seed" not in capsys.readouterr().out
+    study.main([*argv, "--iterations", "2", "--variants", "gumbel"])  # continued from last.pt
+    assert "resuming" in capsys.readouterr().out
+    record = json.loads((results / "gumbel-s0.json").read_text())
+    assert record["resumed"] and [r["iteration"] for r in record["valid"]] == [1, 2]
