@@ -53,12 +53,12 @@ def test_table_counts_the_seeds_that_learn_at_the_chosen_iteration(tmp_path):
     ]
     for r in runs:
         (results / f"{r['variant']}-s{r['seed']}.json").write_text(json.dumps(r))
-    args = type("Args", (), {"out": tmp_path, "at": None, "threshold": 0.35})
+    args = type("Args", (), {"out": tmp_path, "at": None, "threshold": 0.35, "edges": 2.25})
     lines = study.table(args).splitlines()
-    assert lines[2].startswith("| baseline | 3 | 2 | 0.67 | s0 40, s1 21*, s2 42 | 2.70 | 10 |")
-    assert lines[3].startswith("| gumbel | 1 | 0 | 0.00 | s0 22* |")
+    assert lines[2] == "| baseline | 3 | 200 | 2 | 0.67 | 2 | 0.67 | s0 40 (3.5), s1 21* (1.0), s2 42 (3.6) | 10 |"
+    assert lines[3].startswith("| gumbel | 1 | 200 | 0 | 0.00 | 0 | 0.00 | s0 22* (1.2) |")
     args.at = 150  # the last validation at or before 150: iteration 100
-    assert "| baseline | 3 | 1 | 0.33 |" in study.table(args)
+    assert "| baseline | 3 | 100 | 1 | 0.33 | 2 | 0.67 |" in study.table(args)
     args.at = 50
     with pytest.raises(ValueError, match="baseline seed 0: no validation at or before 50"):
         study.table(args)
