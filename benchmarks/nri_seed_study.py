@@ -46,10 +46,11 @@ VARIANTS: dict[str, dict] = {
 QUICK = {"hidden": 64, "batch_size": 32, "lr": 5e-4, "train_size": 6000, "log_every": 50, "eval_batch_size": 100}
 
 
-def _order(variants: list[str], seeds: int) -> list[tuple[str, int]]:
-    """The baseline's seeds first, then the other variants seed by seed (equal coverage if time runs out)."""
-    first = [(v, s) for v in variants[:1] for s in range(seeds)]
-    return first + [(v, s) for s in range(seeds) for v in variants[1:]]
+def _order(variants: list[str], seeds: int | list[int]) -> list[tuple[str, int]]:
+    """The first variant's seeds first, then the others seed by seed (equal coverage if time runs out)."""
+    seeds = list(range(seeds)) if isinstance(seeds, int) else seeds
+    first = [(v, s) for v in variants[:1] for s in seeds]
+    return first + [(v, s) for s in seeds for v in variants[1:]]
 
 
 def run_study(args: argparse.Namespace) -> None:
@@ -58,7 +59,7 @@ def run_study(args: argparse.Namespace) -> None:
     results.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     started, last_seconds = time.monotonic(), 0.0
-    for variant, seed in _order(args.variants, args.seeds):
+    for variant, seed in _order(args.variants, args.seed_order or args.seeds):
         result_path = results / f"{variant}-s{seed}.json"
         if result_path.exists() and json.loads(result_path.read_text())["settings"]["iterations"] >= args.iterations:
             continue  # done (a shorter finished run is continued to --iterations with --resume)
@@ -159,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--out", default="results/nri-study")
     run.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     run.add_argument("--seeds", type=int, default=8)
+    run.add_argument("--seed-order", type=int, nargs="+", help="these seeds in this order instead of 0..seeds-1")
     run.add_argument("--iterations", type=int, default=400)
     run.add_argument("--validate-every", type=int, default=50)
     run.add_argument("--valid-size", type=int, default=200)

@@ -19,6 +19,7 @@ def test_order_runs_the_baseline_first_then_variants_seed_by_seed():
         ("a", 1),
         ("b", 1),
     ]
+    assert study._order(["baseline", "a"], [3, 2]) == [("baseline", 3), ("baseline", 2), ("a", 3), ("a", 2)]
     assert set(study.VARIANTS) == {
         "baseline",
         "nnz-90",
