@@ -146,3 +146,28 @@ def test_encoder_output_shape_and_edge_to_node():
     edge_features = torch.arange(12.0).reshape(1, 12, 1)
     # Node 0 receives on directed edges 0..2 (values 0, 1, 2): (0 + 1 + 2) / n = 0.75.
     assert encoder.edge_to_node(edge_features)[0, :, 0].tolist() == [0.75, 3.0, 5.25, 7.5]
+
+
+def test_receiver_sums_equal_the_one_hot_matmul():
+    layout = EdgeLayout(5)
+    x = torch.randn(3, 2, 20, 4, dtype=torch.float64)
+    onehot = torch.nn.functional.one_hot(layout.receivers, 5).to(torch.float64)  # [edges, n]
+    torch.testing.assert_close(layout.sum_at_receivers(x), onehot.t().matmul(x), rtol=1e-12, atol=1e-12)
+
+
+def test_decoder_skips_only_anchors_whose_predictions_are_dropped():
+    # NRI rolls out from every p-th frame and cuts the result to T - 1 frames; anchors at or after
+    # frame T - 1 only predict frames past the end. Skipping them leaves the output unchanged.
+    torch.manual_seed(0)
+    layout = EdgeLayout(3)
+    decoder = Decoder(layout, n_dims=2, hidden=8).double()
+    x = torch.randn(2, 3, 10, 2, dtype=torch.float64)
+    w = torch.rand(2, 6, 2, dtype=torch.float64)
+    frames = x.transpose(1, 2)
+    for p in (1, 2, 3, 4, 9, 10):
+        current, predictions = frames[:, ::p], []  # every anchor, as the original code
+        for _ in range(p):
+            current = decoder.step(current, w.unsqueeze(1))
+            predictions.append(current)
+        full = torch.stack(predictions, dim=2).flatten(1, 2)[:, :9].transpose(1, 2)
+        torch.testing.assert_close(decoder(x, w, p), full, rtol=1e-12, atol=1e-12, msg=f"p = {p}")

@@ -44,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="seconds; stop at the first validation after this (last.pt stays resumable with --resume)",
     )
+    tr.add_argument(
+        "--compile",
+        action="store_true",
+        help="capture the training step with torch.compile (CUDA graphs on CUDA); may change on --resume",
+    )
     # Defaults of None: Config's defaults apply, and on --resume only what is given is checked.
     tr.add_argument("--timesteps", type=int, choices=(10, 20))
     tr.add_argument("--estimator", choices=("aimle", "imle"))
@@ -55,6 +60,15 @@ def _parser() -> argparse.ArgumentParser:
         "--target-nnz",
         type=float,
         help="AIMLE's target number of non-zero gradient entries per instance, over the 45 pairs (default 1)",
+    )
+    tr.add_argument(
+        "--lam-scope",
+        choices=("example", "batch"),
+        help="AIMLE's λ from each instance's norms (Eq. 8, default) or from the whole batch's (the reference code)",
+    )
+    tr.add_argument("--noise", choices=("sog", "gumbel"), help="perturbation: Sum-of-Gamma (k = 10; default) or Gumbel")
+    tr.add_argument(
+        "--kl-weight", type=float, help="weight of the KL (prior) term in the training loss (default 1: the ELBO)"
     )
     tr.add_argument("--iterations", type=int, help="total iterations (default 50,000)")
     tr.add_argument("--batch-size", type=int, help="default 128")
@@ -140,6 +154,7 @@ def _run(args: argparse.Namespace, explicit: set[str]) -> int:
             resume=args.resume,
             time_limit=args.time_limit,
             overwrite=args.overwrite,
+            compile=args.compile,
         )
         print(json.dumps(best, indent=2))
     elif args.command == "evaluate":

@@ -1,7 +1,8 @@
 """Training and evaluation of NRI with a spanning-tree latent graph through difftools.
 
 The encoder's 45 pair logits θ go through :class:`difftools.AIMLE` (or :class:`difftools.IMLE`)
-wrapping the registered ``"spanning_tree"`` solver with Sum-of-Gamma noise; the tree's directed
+wrapping the batched Prim of the ``"spanning_tree"`` solver (without its per-call NaN check, see
+``step.py``) with Sum-of-Gamma noise; the tree's directed
 edges weight the decoder's two edge types. A run directory holds ``config.json``, ``log.jsonl``
 (one JSON record per line), ``last.pt`` (resumable state) and ``best.pt`` (best validation ELBO).
 """
@@ -25,6 +26,7 @@ from examples import run_files
 from examples.nri.data import NUM_DIMS, NUM_VERTICES, Split, load_split
 from examples.nri.model import Decoder, EdgeLayout, Encoder
 from examples.nri.objective import edge_metrics, gaussian_nll, gumbel_kl
+from examples.nri.step import SpanningTreeNoCheck, TrainStep
 
 __all__ = ["Config", "PAPER_SETTINGS", "Model", "train", "evaluate_split", "evaluate", "load_model"]
 
@@ -35,6 +37,10 @@ PAPER_SETTINGS: dict[tuple[int, str], tuple[float, float]] = {
     (20, "central"): (5e-4, 1.0),
     (20, "forward"): (5e-4, 0.1),
 }
+
+
+# The perturbation of the recipe (Sum-of-Gamma, k = n, 10 terms) and the plain alternative.
+NOISES = {"sog": lambda: difftools.SumOfGamma(k=NUM_VERTICES, terms=10), "gumbel": difftools.Gumbel}
 
 
 @dataclass
@@ -53,6 +59,9 @@ class Config:
     noise_temperature: float | None = None
     imle_lambda: float = 10.0
     target_nnz: float = 1.0
+    lam_scope: str = "example"
+    noise: str = "sog"
+    kl_weight: float = 1.0
     iterations: int = 50_000
     batch_size: int = 128
     validate_every: int = 500
@@ -83,6 +92,13 @@ class Config:
         nnz = self.target_nnz
         if isinstance(nnz, bool) or not isinstance(nnz, (int, float)) or not nnz > 0:
             raise ValueError(f"Config: target_nnz must be a positive number, got {nnz!r}")
+        if self.lam_scope not in ("example", "batch"):
+            raise ValueError(f"Config: lam_scope must be 'example' or 'batch', got {self.lam_scope!r}")
+        if self.noise not in NOISES:
+            raise ValueError(f"Config: noise must be one of {sorted(NOISES)}, got {self.noise!r}")
+        weight = self.kl_weight
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < math.inf:
+            raise ValueError(f"Config: kl_weight must be a finite number >= 0, got {weight!r}")
         if not isinstance(self.skip_first, bool):
             raise ValueError(f"Config: skip_first must be a bool, got {self.skip_first!r}")
         if not 1 <= self.prediction_steps <= self.timesteps:
@@ -100,15 +116,21 @@ class Model(nn.Module):
         self.decoder = Decoder(self.layout, NUM_DIMS, config.hidden, skip_first=config.skip_first)
         common = {
             "central": config.difference == "central",
-            "noise": difftools.SumOfGamma(k=NUM_VERTICES, terms=10),
+            "noise": NOISES[config.noise](),
             "noise_temperature": config.noise_temperature,
             "generator": generator,
             "check_finite": check_finite,
         }
-        solver = difftools.get_solver("spanning_tree")
+        solver = SpanningTreeNoCheck(NUM_VERTICES)
         if config.estimator == "aimle":
             self.tree = difftools.AIMLE(
-                solver, controller="paper", step=1e-3, initial_alpha=0.0, target_nnz=config.target_nnz, **common
+                solver,
+                controller="paper",
+                step=1e-3,
+                initial_alpha=0.0,
+                target_nnz=config.target_nnz,
+                lam_scope=config.lam_scope,
+                **common,
             )
         else:
             self.tree = difftools.IMLE(solver, lam=config.imle_lambda, **common)
@@ -130,7 +152,15 @@ class Model(nn.Module):
 
     def forward(self, trajectories: Tensor) -> dict:
         theta = self.pair_logits(trajectories)
-        return self.loss_terms(trajectories, self.tree(theta), theta, self.config.prediction_steps)
+        return self.loss_terms(trajectories, self.sample_tree(theta), theta, self.config.prediction_steps)
+
+    # Under torch.compile the estimator stays outside the captured graphs (its seeded noise
+    # generator and its autograd.Function do not trace); the encoder and decoder on either side
+    # are captured whole. Without torch.compile this is a plain call.
+    @torch.compiler.disable
+    def sample_tree(self, theta: Tensor) -> Tensor:
+        """The estimator's perturbed MAP tree ``[B, 45]`` of θ (gradients by AIMLE / I-MLE)."""
+        return self.tree(theta)
 
 
 @torch.no_grad()
@@ -148,7 +178,7 @@ def evaluate_split(model: Model, split: Split, batch_size: int = 100, seed: int 
     solver = model.tree.solver
     device = split.positions.device
     generator = torch.Generator(device=device).manual_seed(seed)
-    totals = {"nll": 0.0, "kl": 0.0, "mse": 0.0, "map_true_edges": 0.0}
+    totals: dict[str, Any] = {"nll": 0.0, "kl": 0.0, "mse": 0.0, "map_true_edges": 0.0}
     samples, targets = [], []
     for start in range(0, len(split), batch_size):
         x = split.positions[start : start + batch_size]
@@ -159,12 +189,14 @@ def evaluate_split(model: Model, split: Split, batch_size: int = 100, seed: int 
         # True edges among the MAP tree's 9 (a random tree has 1.8 on average).
         terms["map_true_edges"] = (model.layout.to_directed(tree) * target).sum(-1) / 2
         for key in totals:
-            totals[key] += float(terms[key].sum())
+            # On the device, each batch's float32 sum added in float64 (as Python floats were before):
+            # one read-back per key at the end instead of one per batch.
+            totals[key] = totals[key] + terms[key].sum().to(torch.float64)
         noise = difftools.Gumbel().sample(theta.shape, generator=generator, device=device, dtype=theta.dtype)
         samples.append(model.layout.to_directed(solver(theta + noise)))
         targets.append(target)
     model.train(was_training)
-    result = {key: value / len(split) for key, value in totals.items()}
+    result = {key: float(value) / len(split) for key, value in totals.items()}
     result["elbo"] = -(result["nll"] + result["kl"])
     result.update(edge_metrics(torch.cat(samples), torch.cat(targets)))
     return result
@@ -196,12 +228,17 @@ def train(
     progress: bool = True,
     time_limit: float | None = None,
     overwrite: bool = False,
+    compile: bool = False,
+    compile_backend: str | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) a run; return the best validation record.
 
     ``time_limit`` (seconds of this call) stops the run at the first validation after it has
     passed, with ``last.pt`` saved there, so ``resume=True`` continues it bit for bit later (for
-    leased machines and queues with a wall-clock limit).
+    leased machines and queues with a wall-clock limit). ``compile`` captures the loss computation
+    with ``torch.compile`` (CUDA graphs on CUDA; see ``step.py``); it changes rounding, not the
+    run's settings, so a run may resume with or without it. ``compile_backend`` passes a
+    ``torch.compile`` backend (default: inductor).
     """
     if time_limit is not None and not time_limit > 0:
         raise ValueError(f"train: time_limit must be a positive number of seconds, got {time_limit!r}")
@@ -217,7 +254,7 @@ def train(
         if differences:
             raise ValueError(
                 f"--resume: {run_dir} was trained with other settings ({'; '.join(differences)}); only --iterations, "
-                "--device and --time-limit may change on resume"
+                "--device, --compile and --time-limit may change on resume"
             )
         done = int(checkpoint["state"]["iteration"])
         if done >= config.iterations:
@@ -233,10 +270,15 @@ def train(
 
     torch.manual_seed(config.seed)
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    # The estimator's NaN check synchronises with the host twice per iteration on a GPU; there a
-    # NaN still shows in the logged ELBO, so the check is left to CPU runs.
-    model = Model(config, generator, check_finite=not str(device).startswith("cuda")).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    # The estimator's NaN checks read a value back from the device twice per iteration; instead
+    # every train record checks the averaged loss (a NaN in θ reaches the KL term, so the loss).
+    model = Model(config, generator, check_finite=False).to(device)
+    step = TrainStep(
+        model, list(model.parameters()), config.lr, device, compile, compile_backend, kl_weight=config.kl_weight
+    )
+    if compile:
+        model.tree.solver.compile(compile_backend)
+    optimizer = step.optimizer
     state = {"iteration": 0, "best": None}
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
@@ -250,29 +292,27 @@ def train(
     model.train()
     # Train records average over the iterations since the previous record; every validation
     # coincides with a record, so a checkpoint never holds a partial window.
-    window = {"loss": 0.0, "nll": 0.0, "kl": 0.0, "count": 0}
+    window, count = torch.zeros(3, device=device), 0  # sums of [loss, nll, kl], kept on the device
     with tqdm(total=config.iterations, initial=state["iteration"], desc="train", disable=not progress) as bar:
         for iteration in range(state["iteration"], config.iterations):
-            terms = model(_batch(train_split, iteration, config.batch_size))
-            loss = (terms["nll"] + terms["kl"]).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            # No read-back from the device in here except at records: nothing waits for the GPU.
+            window += step(_batch(train_split, iteration, config.batch_size))
+            count += 1
             done = iteration + 1
-            # Tensors, not floats: no host synchronisation per iteration on a GPU.
-            window["loss"] += loss.detach()
-            window["nll"] += terms["nll"].detach().mean()
-            window["kl"] += terms["kl"].detach().mean()
-            window["count"] += 1
             bar.update()
             if done % config.log_every == 0 or done % config.validate_every == 0 or done == config.iterations:
-                record = {"iteration": done, "split": "train", "elbo": -float(window["loss"]) / window["count"]}
-                record.update({key: float(window[key]) / window["count"] for key in ("nll", "kl")})
+                loss, nll, kl = (window / count).tolist()
+                if not math.isfinite(loss):
+                    raise FloatingPointError(
+                        f"train: the training loss is {loss} (NaN or Inf) in iterations {done - count + 1}..{done} "
+                        f"of {run_dir}; the last checkpoint before them is last.pt (try a lower --lr)"
+                    )
+                record = {"iteration": done, "split": "train", "elbo": -loss, "nll": nll, "kl": kl}
                 if config.estimator == "aimle":
                     record["alpha"] = float(model.tree.alpha)
                 run_files.append_log(log_path, record)
                 bar.set_postfix(elbo=f"{record['elbo']:.1f}")
-                window = {"loss": 0.0, "nll": 0.0, "kl": 0.0, "count": 0}
+                window, count = torch.zeros(3, device=device), 0
             if done % config.validate_every == 0 or done == config.iterations:
                 metrics = evaluate_split(model, valid_split, config.eval_batch_size, seed=config.seed + 1)
                 record = {"iteration": done, "split": "valid", **metrics}
@@ -303,7 +343,7 @@ def train(
     seconds = time.monotonic() - started
     bar.write(
         f"trained iterations {first}..{state['iteration']} in {seconds:.1f} s "
-        f"({(state['iteration'] - first) / seconds:.1f} it/s, validation and loading included)"
+        f"({(state['iteration'] - first) / seconds:.3g} it/s, validation and loading included)"
     )
     return state["best"]
 
