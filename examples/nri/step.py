@@ -14,9 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from difftools.solvers.spanning_tree import maximum_spanning_parents
 from torch import Tensor, nn
-
-from solvers.spanning_tree import maximum_spanning_parents
 
 __all__ = ["SpanningTreeNoCheck", "TrainStep"]
 
@@ -25,7 +24,7 @@ class SpanningTreeNoCheck:
     """Maximum spanning tree of the complete graph, as the ``"spanning_tree"`` solver, minus its NaN check.
 
     θ ``[*batch, n(n−1)/2]`` in ``torch.triu_indices(n, n, 1)`` order -> 0/1 edges, computed by
-    the same batched Prim (:func:`solvers.spanning_tree.maximum_spanning_parents`, same ties),
+    the same batched Prim (:func:`difftools.solvers.spanning_tree.maximum_spanning_parents`, same ties),
     with no data-dependent branch and no read-back, so that it can run inside a captured graph.
     """
 
