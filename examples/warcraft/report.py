@@ -99,6 +99,7 @@ def collect_runs(
 def _record(run: Path, config: TrainConfig, epochs: int, test: dict, best: dict | None, history: list[dict]) -> dict:
     return {
         "run": str(run),
+        "config": dict(config.__dict__),
         "method": config.label,
         "settings": describe_settings(config),
         "seed": config.seed,
@@ -164,10 +165,9 @@ def archive_runs(runs: list[dict], out_dir: str | Path) -> list[Path]:
         run = Path(r["run"])
         if not (run / CHECKPOINT).exists():
             continue  # already an archive
-        checkpoint = run_files.load_checkpoint(run / CHECKPOINT)
         dest = Path(out_dir, run.name)
         dest.mkdir(parents=True, exist_ok=True)
-        saved = {"config": checkpoint["config"], "epochs": int(checkpoint["epoch"]), "note": r["note"]}
+        saved = {"config": r["config"], "epochs": r["epochs"], "note": r["note"]}
         run_files.atomic_write_bytes(dest / ARCHIVE, (json.dumps(saved, indent=2) + "\n").encode())
         for name in (LOG, *METRIC_FILES):
             if (run / name).exists():
@@ -203,12 +203,10 @@ def _minutes(runs: list[dict]) -> str:
 
 def _best(runs: list[dict]) -> str:
     """Test accuracy of the best-validation epochs, and those epochs (over the runs that kept a best.pt)."""
-    kept = [r for r in runs if r["test_best"] is not None]
-    if not kept:
-        return "—"
-    epochs = ", ".join(str(r["test_best"]["epochs"]) for r in kept)
-    mark = "†" if len(kept) < len(runs) else ""
-    return f"{_mean_std([r['test_best']['optimal_cost'] for r in kept], True)}{mark} (epochs {epochs})"
+    text = _mean_std([r["test_best"]["optimal_cost"] if r["test_best"] else None for r in runs], True)
+    if text == "—":
+        return text
+    return f"{text} (epochs {', '.join(str(r['test_best']['epochs']) for r in runs if r['test_best'])})"
 
 
 def summary_table(runs: list[dict]) -> str:
@@ -258,7 +256,8 @@ def write_report(runs: list[dict], out_dir: str | Path, name: str, title: str = 
     table = out_dir / f"{name}.md"
     table.write_text(summary_table(runs) + "\n")
     summary = out_dir / f"{name}.json"
-    summary.write_text(json.dumps([{k: v for k, v in r.items() if k != "history"} for r in runs], indent=2) + "\n")
+    per_run = [{k: v for k, v in r.items() if k not in ("history", "config")} for r in runs]
+    summary.write_text(json.dumps(per_run, indent=2) + "\n")
     curves: dict[str, list[list[dict]]] = defaultdict(list)
     precisions = {r["precision"] for r in runs}
     for r in (r for r in runs if r["history"]):  # archived runs whose log was not kept have no curve
