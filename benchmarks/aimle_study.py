@@ -44,9 +44,9 @@ class CountingAIMLE(dt.AIMLE):
             raise ValueError(f"CountingAIMLE: count must be 'sample', 'example', 'entry' or 'nonzero', got {count!r}")
         self.count = count
 
-    def _observe(self, diff: Tensor) -> None:
+    def _observe(self, diff: Tensor, out: Tensor) -> None:
         if self.count == "sample":
-            return super()._observe(diff)
+            return super()._observe(diff, out)
         event = self.solver.event_dim
         instances = math.prod(diff.shape[1 : diff.dim() - event])
         if self.count == "nonzero":  # the fraction of (sample, example) pairs with any non-zero entry

@@ -101,9 +101,9 @@ def test_paper_preset_reproduces_algorithm_1_alpha_and_ema_trace_from_observed_c
     counts = []
     observe = layer._observe
 
-    def spy(diff):  # the unscaled MAP differences the controller sees: [S, n] here
+    def spy(diff, out):  # the unscaled MAP differences the controller sees: [S, n] here
         counts.append(torch.count_nonzero(diff).item() / (diff.numel() // diff.shape[-1]))
-        observe(diff)
+        observe(diff, out)
 
     layer._observe = spy
     trace = []
@@ -202,3 +202,23 @@ def test_controller_rules_are_objects_a_name_or_an_instance():
         assert getattr(by_object, setting) == getattr(by_name, setting)
     with pytest.raises(ValueError, match="FastRule: gain must be a finite number > 0"):
         FastRule(gain=-1.0)
+
+
+def test_solution_count_divides_by_the_forward_solution_size():
+    """count="solution": c counts changed entries per entry of the forward MAP state (= "entries" for one-hot)."""
+    from difftools.solvers.topk import TopK
+
+    torch.manual_seed(0)
+    theta, w = torch.randn(8, 10), torch.randn(8, 10)
+    seen = {}
+    for solver, k in ((argmax, 1), (TopK(3), 3)):
+        for count in ("entries", "solution"):
+            layer = dt.AIMLE(solver, count=count, samples=4, generator=torch.Generator().manual_seed(0))
+            t = theta.clone().requires_grad_()
+            (layer(t) * w).sum().backward()
+            seen[k, count] = (layer.nnz_ema.item() - 0.9) / 0.1  # this step's mean count (Eq. 9 inverted)
+    assert seen[1, "entries"] == pytest.approx(seen[1, "solution"])
+    assert seen[3, "entries"] > 0
+    assert seen[3, "solution"] == pytest.approx(seen[3, "entries"] / 3)
+    with pytest.raises(ValueError, match="count"):
+        dt.AIMLE(argmax, count="sample")

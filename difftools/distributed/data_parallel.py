@@ -12,13 +12,14 @@ __all__ = ["summed_over_ranks"]
 def summed_over_ranks(count: Tensor, instances: int, *, enabled: bool = True) -> tuple[Tensor, Tensor | int]:
     """``(count, instances)`` summed over all ranks, or unchanged without an initialised process group.
 
-    Both travel as exact int64 in ONE tensor (a half-precision sum would round), so a single
-    all-reduce gives every rank the global batch's statistics; after it ``instances`` is a
-    tensor. It runs inside backward, like SyncBatchNorm's collectives: every rank must
-    backpropagate through the layer equally often (as DDP itself requires).
+    Both travel in ONE tensor, as exact int64 (a half-precision sum would round) or, for a
+    fractional count, as float64, so a single all-reduce gives every rank the global batch's
+    statistics; after it ``instances`` is a tensor. It runs inside backward, like SyncBatchNorm's
+    collectives: every rank must backpropagate through the layer equally often (as DDP itself requires).
     """
     if not (enabled and dist.is_available() and dist.is_initialized()):
         return count, instances
-    stats = torch.stack([count, count.new_full((), instances, dtype=torch.int64)])
+    dtype = torch.float64 if count.is_floating_point() else torch.int64
+    stats = torch.stack([count.to(dtype), count.new_full((), instances, dtype=dtype)])
     dist.all_reduce(stats)
     return stats[0], stats[1]

@@ -32,6 +32,7 @@ AIMLE_PRESETS: dict[str, dict[str, Any]] = {
         "decay": 0.9,
         "initial_alpha": 1.0,
         "lam_scope": "example",
+        "count": "entries",
     },
     "paper": {
         "central": True,
@@ -40,6 +41,7 @@ AIMLE_PRESETS: dict[str, dict[str, Any]] = {
         "decay": 0.9,
         "initial_alpha": 0.0,
         "lam_scope": "example",
+        "count": "entries",
     },
     "reference": {
         "central": False,
@@ -48,6 +50,7 @@ AIMLE_PRESETS: dict[str, dict[str, Any]] = {
         "decay": 0.9,
         "initial_alpha": 1.0,
         "lam_scope": "batch",
+        "count": "entries",
     },
 }
 
@@ -76,6 +79,10 @@ class AIMLE(FiniteDifference):
         decay: γ of the moving count ḡ (Eq. 9).
         initial_alpha: α₀.
         lam_scope: ``"example"`` (Eq. 8 per example) or ``"batch"`` (one λ for the batch).
+        count: what c counts per sample and example: ``"entries"``, the non-zero entries of the
+            MAP difference (Eq. 9), or ``"solution"``, that number divided by the non-zero entries
+            of the forward MAP state (at least 1), so that c = 1 means "a difference as large as
+            a solution" for any solver (for argmax and one-hot states the two are the same).
         sync: all-reduce the counts under ``torch.distributed``.
         **finite_difference: ``samples``, ``noise`` (Gumbel), ``noise_temperature``,
             ``target_noise_temperature``, ``generator``, ``check_finite``
@@ -101,6 +108,7 @@ class AIMLE(FiniteDifference):
         decay: float | None = None,
         initial_alpha: float | None = None,
         lam_scope: str | None = None,
+        count: str | None = None,
         sync: bool = True,
         **finite_difference: Any,
     ):
@@ -120,6 +128,7 @@ class AIMLE(FiniteDifference):
             decay=decay,
             initial_alpha=initial_alpha,
             lam_scope=lam_scope,
+            count=count,
         )
         settings = {k: AIMLE_PRESETS[rule.preset][k] if v is None else v for k, v in given.items()}
         super().__init__(solver, central=settings["central"], **finite_difference)
@@ -132,6 +141,9 @@ class AIMLE(FiniteDifference):
         if settings["lam_scope"] not in ("example", "batch"):
             raise ValueError(f"AIMLE: lam_scope must be 'example' or 'batch', got {settings['lam_scope']!r}")
         self.lam_scope = settings["lam_scope"]
+        if settings["count"] not in ("entries", "solution"):
+            raise ValueError(f"AIMLE: count must be 'entries' or 'solution', got {settings['count']!r}")
+        self.count = settings["count"]
         if not isinstance(sync, bool):
             raise TypeError(f"AIMLE: sync must be a bool, got {sync!r}")
         self.sync = sync
@@ -160,10 +172,17 @@ class AIMLE(FiniteDifference):
         count = nonzero.sum(0, keepdim=True).clamp_min(1)
         return self.alpha.to(theta.dtype) * ratio.sum(0, keepdim=True) / count
 
-    def _observe(self, diff: Tensor) -> None:
-        instances = math.prod(diff.shape[: diff.dim() - self.solver.event_dim])
+    def _observe(self, diff: Tensor, out: Tensor) -> None:
+        event_dim = self.solver.event_dim
+        instances = math.prod(diff.shape[: diff.dim() - event_dim])
         with torch.no_grad():
-            nonzero, instances = summed_over_ranks(torch.count_nonzero(diff), instances, enabled=self.sync)
+            if self.count == "entries":
+                nonzero = torch.count_nonzero(diff)
+            else:  # per (sample, example): changed entries per entry of the forward solution
+                dims = tuple(range(diff.dim() - event_dim, diff.dim()))
+                size = torch.count_nonzero(out, dim=dims).clamp_min_(1)
+                nonzero = (torch.count_nonzero(diff, dim=dims) / size).sum()
+            nonzero, instances = summed_over_ranks(nonzero, instances, enabled=self.sync)
             if isinstance(instances, Tensor) or instances > 0:
                 self._update_controller(nonzero, instances)
 
@@ -194,4 +213,6 @@ class AIMLE(FiniteDifference):
         ]
         if self.lam_scope != "example":
             parts.append(f"lam_scope={self.lam_scope!r}")
+        if self.count != "entries":
+            parts.append(f"count={self.count!r}")
         return parts + super()._extra_repr_parts()
