@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from examples import run_files
+from examples import common
 from examples.nri.train import Config, train
 
 # Each variant changes one thing against the baseline (the documented CPU quick setting).
@@ -81,7 +81,7 @@ def run_study(args: argparse.Namespace) -> None:
         t0, cpu0 = time.monotonic(), time.process_time()
         train(Config(**settings), run_dir, args.data_dir, resume=resume, overwrite=not resume, progress=False)
         last_seconds, cpu_seconds = time.monotonic() - t0, time.process_time() - cpu0
-        valid = [r for r in run_files.read_log(run_dir / "log.jsonl") if r["split"] == "valid"]
+        valid = [r for r in common.read_log(run_dir / "log.jsonl") if r["split"] == "valid"]
         record = {
             "variant": variant,
             "seed": seed,
@@ -96,7 +96,7 @@ def run_study(args: argparse.Namespace) -> None:
                 {k: r[k] for k in ("iteration", "elbo", "precision", "flipped", "map_true_edges")} for r in valid
             ],
         }
-        run_files.atomic_write_bytes(result_path, (json.dumps(record, indent=1) + "\n").encode())
+        common.write_json(result_path, record, indent=1)
         last = valid[-1]
         print(
             f"{variant} seed {seed}: {100 * last['precision']:.1f}% at {last['iteration']} "

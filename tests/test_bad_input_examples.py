@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from examples import run_files
+from examples import common
 from examples.nri.data import data_file, edges_file, load_split
 from tests.bad_input import PickleBomb
 
@@ -69,7 +69,7 @@ def _log(tmp_path, text):
 def test_a_torn_last_log_line_is_dropped_with_a_warning(tmp_path):
     path = _log(tmp_path, '{"epoch": 1}\n{"epoch": 2}\n{"epo')
     with pytest.warns(UserWarning, match="dropped a torn last line 3"):
-        assert run_files.read_log(path) == [{"epoch": 1}, {"epoch": 2}]
+        assert common.read_log(path) == [{"epoch": 1}, {"epoch": 2}]
 
 
 @pytest.mark.parametrize(
@@ -82,67 +82,67 @@ def test_a_torn_last_log_line_is_dropped_with_a_warning(tmp_path):
 )
 def test_a_damaged_log_is_an_error_naming_the_line(tmp_path, text, phrase):
     with pytest.raises(ValueError, match=phrase):
-        run_files.read_log(_log(tmp_path, text))
+        common.read_log(_log(tmp_path, text))
 
 
 def test_complete_logs_read_back_without_warnings(tmp_path):
     path = tmp_path / "log.jsonl"
     for epoch in (1, 2):
-        run_files.append_log(path, {"epoch": epoch})
+        common.append_log(path, {"epoch": epoch})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert run_files.read_log(path) == [{"epoch": 1}, {"epoch": 2}]
-    run_files.rewrite_log(path, [{"epoch": 1}])
+        assert common.read_log(path) == [{"epoch": 1}, {"epoch": 2}]
+    common.rewrite_log(path, [{"epoch": 1}])
     assert path.read_text() == '{"epoch": 1}\n' and not list(tmp_path.glob(".*.tmp"))
-    assert run_files.read_log(tmp_path / "missing.jsonl") == []
+    assert common.read_log(tmp_path / "missing.jsonl") == []
 
 
 def test_checkpoints_load_tensors_only(tmp_path):
-    good = run_files.save_checkpoint(tmp_path / "good.pt", {"w": torch.ones(2), "config": {"lr": 0.1}})
-    assert run_files.load_checkpoint(good)["config"] == {"lr": 0.1}
+    good = common.save_checkpoint(tmp_path / "good.pt", {"w": torch.ones(2), "config": {"lr": 0.1}})
+    assert common.load_checkpoint(good)["config"] == {"lr": 0.1}
     marker = tmp_path / "ran"
     torch.save({"x": PickleBomb(marker)}, tmp_path / "bomb.pt")
     with pytest.raises(ValueError, match="bomb.pt is not a readable tensors-only checkpoint"):
-        run_files.load_checkpoint(tmp_path / "bomb.pt")
+        common.load_checkpoint(tmp_path / "bomb.pt")
     assert not marker.exists()
     (tmp_path / "torn.pt").write_bytes(good.read_bytes()[:100])
     with pytest.raises(ValueError, match="torn.pt is not a readable"):
-        run_files.load_checkpoint(tmp_path / "torn.pt")
+        common.load_checkpoint(tmp_path / "torn.pt")
     torch.save([1, 2], tmp_path / "list.pt")
     with pytest.raises(ValueError, match="holds a list, expected a checkpoint dict"):
-        run_files.load_checkpoint(tmp_path / "list.pt")
+        common.load_checkpoint(tmp_path / "list.pt")
     with pytest.raises(FileNotFoundError, match="no checkpoint .*nothing.pt; train first"):
-        run_files.load_checkpoint(tmp_path / "nothing.pt", hint="train first")
+        common.load_checkpoint(tmp_path / "nothing.pt", hint="train first")
 
 
 def test_an_interrupted_atomic_write_keeps_the_old_file(tmp_path, monkeypatch):
-    path = run_files.atomic_write_bytes(tmp_path / "config.json", json.dumps({"v": 1}).encode())
+    path = common.atomic_write_bytes(tmp_path / "config.json", json.dumps({"v": 1}).encode())
 
     def crash(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(run_files.os, "replace", crash)
+    monkeypatch.setattr(common.os, "replace", crash)
     with pytest.raises(OSError, match="disk full"):
-        run_files.atomic_write_bytes(path, b"{broken")
+        common.atomic_write_bytes(path, b"{broken")
     assert json.loads(path.read_text()) == {"v": 1}
 
 
 def test_run_directory_rules(tmp_path):
     run = tmp_path / "run"
-    run_files.prepare_run_dir(run, ["last.pt", "log.jsonl"], resume=False, overwrite=False)
+    common.prepare_run_dir(run, ["last.pt", "log.jsonl"], resume=False, overwrite=False)
     (run / "log.jsonl").write_text("")
     with pytest.raises(FileExistsError, match=r"already holds a run \(log.jsonl\).*--resume.*--overwrite"):
-        run_files.prepare_run_dir(run, ["last.pt", "log.jsonl"], resume=False, overwrite=False)
+        common.prepare_run_dir(run, ["last.pt", "log.jsonl"], resume=False, overwrite=False)
     with pytest.raises(FileNotFoundError, match="last.pt does not exist"):
-        run_files.prepare_run_dir(run, ["last.pt", "log.jsonl"], resume=True, overwrite=False)
+        common.prepare_run_dir(run, ["last.pt", "log.jsonl"], resume=True, overwrite=False)
     with pytest.raises(ValueError, match="exclude each other"):
-        run_files.prepare_run_dir(run, ["last.pt"], resume=True, overwrite=True)
-    run_files.prepare_run_dir(run, ["last.pt", "log.jsonl"], resume=False, overwrite=True)
+        common.prepare_run_dir(run, ["last.pt"], resume=True, overwrite=True)
+    common.prepare_run_dir(run, ["last.pt", "log.jsonl"], resume=False, overwrite=True)
     assert not (run / "log.jsonl").exists()
 
 
 def test_given_options_sees_only_what_was_typed():
     from examples.warcraft.__main__ import build_parser
 
-    given = run_files.given_options(build_parser, ["train", "--lr", "0.0005", "--resume", "--no-progress"])
+    given = common.given_options(build_parser, ["train", "--lr", "0.0005", "--resume", "--no-progress"])
     assert given == {"command", "lr", "resume", "no_progress"}  # --lr at its default value still counts

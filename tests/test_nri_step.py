@@ -171,7 +171,7 @@ def test_kl_weight_zero_trains_on_the_nll_alone():
 
 def test_compile_flag_reaches_train(monkeypatch, data_dir, tmp_path):
     seen = {}
-    monkeypatch.setattr("examples.nri.__main__.train", lambda *args, **kwargs: seen.update(kwargs) or {})
+    monkeypatch.setattr("examples.nri.train.train", lambda *args, **kwargs: seen.update(kwargs) or {})
     main(["train", "--run-dir", str(tmp_path / "run"), "--data-dir", str(data_dir), "--compile"])
     assert seen["compile"] is True
     main(["train", "--run-dir", str(tmp_path / "run"), "--data-dir", str(data_dir)])

@@ -60,7 +60,7 @@ def test_overwrite_replaces_the_run_explicitly(data_dir, tmp_path):
 )
 def test_resume_refuses_other_settings_and_names_them(trained, capsys, option, value, phrase):
     message = cli_error(capsys, main, ["train", "--out-dir", str(trained), "--resume", option, value])
-    assert phrase in message and "Only --epochs, --device, --precision" in message
+    assert phrase in message and "only --epochs, --device, --precision" in message
 
 
 def test_resume_says_what_it_resumes_or_that_there_is_nothing_to_do(data_dir, tmp_path, capsys):

@@ -14,7 +14,7 @@ from difftools.solvers.grid_shortest_path import dijkstra
 
 import difftools
 from examples.warcraft.__main__ import main
-from examples.warcraft.train import TrainConfig, build_method, build_solver, hamming_loss, train
+from examples.warcraft.train import TrainConfig, build_method, build_solver, hamming_distance, train
 
 TRAIN = ["--batch-size", "14", "--milestones", "1", "--no-progress", "--threads", "1"]
 
@@ -131,12 +131,12 @@ def test_every_method_pushes_costs_towards_the_label(method, options):
     assert (grad[:, range(1, 4), range(1, 4)] >= 0).all() and (grad[:, range(1, 4), range(1, 4)] > 0).any()
 
 
-def test_hamming_loss_averages_maps_and_samples_and_sums_cells():
+def test_hamming_distance_averages_maps_and_samples_and_sums_cells():
     target = torch.zeros(2, 3, 3)
     out = torch.zeros(4, 2, 3, 3)
     out[0, 0, 0, 0] = 1  # one wrong cell in one of 4 samples x 2 maps
-    assert hamming_loss(out, target).item() == pytest.approx(1 / 8)
-    assert hamming_loss(out[0], target).item() == pytest.approx(1 / 2)
+    assert hamming_distance(out, target).item() == pytest.approx(1 / 8)
+    assert hamming_distance(out[0], target).item() == pytest.approx(1 / 2)
 
 
 def test_dask_executor_solves_with_the_reference_dijkstra():

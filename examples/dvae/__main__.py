@@ -7,14 +7,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-import torch
 from tqdm import tqdm
 
-from examples import run_files
-from examples.common import Row, band_plot, read_csv, save_figure, summarise, write_csv
-from examples.dvae.data import load_dataset
-from examples.dvae.model import methods, train
+from examples import common
+from examples.common import Row, band_plot, read_csv, save_figure, subplots, summarise, write_csv
+
+# torch, the data and the model are imported by the commands that use them, so that `--help` answers at once.
 
 
 def _aimle_s1(name: str) -> bool:
@@ -33,32 +31,38 @@ FIGURES = {
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m examples.dvae", description=__doc__,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=common.HelpFormatter)
     p.add_argument("command", choices=["run", "plot"], help="run: train and plot; plot: re-plot from --csv files")
     p.add_argument("--csv", type=Path, nargs="+", default=[], help="(plot) dvae.csv files of earlier runs")
-    p.add_argument("--dataset", choices=["digits", "mnist"], default="digits")
-    p.add_argument("--data-dir", type=Path, default=None, help="folder with MNIST IDX files (--dataset mnist)")
+    p.add_argument("--dataset", choices=["digits", "mnist"], default="digits",
+                   help="digits: scikit-learn's 8x8 digits, resized; mnist: IDX files in --data-dir")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="folder with MNIST IDX files (--dataset mnist) (default: none)")
     p.add_argument("--image-size", type=int, default=28, help="side the 8x8 digits are resized to (8: unchanged)")
     p.add_argument("--k", type=int, nargs="+", default=[1, 10], help="subset sizes K")
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=100, help="epochs per run")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per (K, method)")
     p.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed, first-seed + 1, ...")
     p.add_argument("--samples", type=int, nargs="+", default=[1, 5, 10], help="AIMLE sample counts S")
     p.add_argument("--lambdas", type=float, nargs="+", default=[1.0, 10.0, 100.0], help="IMLE λ grid")
     p.add_argument("--k-noise", choices=["sog", "gumbel"], default="sog",
                    help="perturbation for K > 1 (the paper: Sum-of-Gamma; Gumbel is ~100x cheaper to sample)")
-    p.add_argument("--only", nargs="+", default=None, help="run only methods whose name contains one of these")
-    p.add_argument("--limit", type=int, default=None, help="use at most this many training examples")
+    p.add_argument("--only", nargs="+", default=None,
+                   help="run only methods whose name contains one of these (default: all)")
+    p.add_argument("--limit", type=int, default=None, help="use at most this many training examples (default: all)")
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
-    p.add_argument("--out", type=Path, default=Path("results/dvae"))
+    p.add_argument("--out", type=Path, default=Path("results/dvae"), help="output folder")
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
-    """Train every (K, method, seed), write ``dvae.csv`` and the figures; returns the paths written."""
+def main(argv: Sequence[str] | None = None, threads: int | None = None) -> dict[str, Path]:
+    """Train every (K, method, seed), write ``dvae.csv`` and the figures; returns the paths written.
+
+    ``threads`` sets torch's CPU threads (the command line uses one).
+    """
     parser = _parser()
     args = parser.parse_args(argv)
-    return run_files.run_cli(lambda: _run(args), parser.prog)
+    return common.run_cli(lambda: _run(args), parser.prog, threads=threads)
 
 
 def _run(args: argparse.Namespace) -> dict[str, Path]:
@@ -73,6 +77,9 @@ def _run(args: argparse.Namespace) -> dict[str, Path]:
         if not args.csv:
             raise ValueError("plot needs --csv with the dvae.csv files of earlier runs")
         return report([r for path in args.csv for r in read_csv(path)], args.out, write=False)
+    from examples.dvae.data import load_dataset
+    from examples.dvae.model import methods, train
+
     train_x, val_x, test_x = load_dataset(args.dataset, args.data_dir, image_size=args.image_size)
     if args.limit is not None:
         train_x = train_x[: args.limit]
@@ -103,7 +110,7 @@ def report(rows: Sequence[Row], out: Path, write: bool = True) -> dict[str, Path
 def plot(rows: Sequence[Row], path: Path, title: str) -> Path:
     """Test loss per epoch, one panel per K (mean ± s.e. over seeds)."""
     ks = sorted({r["k"] for r in rows}, reverse=True)
-    fig, axes = plt.subplots(len(ks), 1, figsize=(7.5, 4 * len(ks)), squeeze=False)
+    fig, axes = subplots(len(ks), 1, figsize=(7.5, 4 * len(ks)), squeeze=False)
     for ax, k in zip(axes[:, 0], ks):
         sub = [r for r in rows if r["k"] == k]
         band_plot(ax, sub, x="epoch", y="test_loss", series="method",
@@ -136,5 +143,4 @@ def summary(rows: Sequence[Row]) -> str:
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(1)
-    main(sys.argv[1:])
+    main(sys.argv[1:], threads=1)

@@ -10,7 +10,6 @@ as in the paper's reference implementation, the same softmax regulariser for K >
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,9 +18,9 @@ import torch.nn.functional as F
 from difftools.solvers.topk import TopK
 from torch import Tensor, nn
 
-from difftools import AIMLE, IMLE, STE, Gumbel, SumOfGamma
+from difftools import AIMLE, STE, Gumbel, SumOfGamma
 from difftools.noise import Noise
-from examples.common import Row
+from examples.common import Method, Row
 
 __all__ = ["DiscreteVAE", "Method", "methods", "vae_loss", "train"]
 
@@ -53,29 +52,18 @@ def vae_loss(theta: Tensor, rec_logits: Tensor, x: Tensor) -> Tensor:
     return (bce + kl).mean()
 
 
-@dataclass(frozen=True)
-class Method:
-    """One gradient estimator configuration of the DVAE comparison."""
-
-    name: str
-    kind: str  # "aimle", "imle", "ste" or "gumbel-softmax"
-    samples: int = 1
-    central: bool = False
-    lam: float | None = None
-    controller: str = "paper"
-
-
 def methods(k: int, samples_grid: tuple[int, ...] = (1, 5, 10), lambdas: tuple[float, ...] = (1.0, 10.0, 100.0),
             fast: bool = True) -> list[Method]:
     """The paper's line-up for one K: AIMLE (forward/central × S), IMLE (λ grid), STE, Gumbel-softmax (K = 1).
 
-    ``fast`` adds AIMLE (central, S = 1) with the fast λ controller.
+    ``fast`` adds AIMLE (central, S = 1) with the fast λ controller. Kind ``"gumbel-softmax"`` is this
+    example's relaxation (see :func:`make_sampler`).
     """
-    out = [Method(f"AIMLE ({d}, S={s})", "aimle", s, d == "central") for s in samples_grid
+    out = [Method(f"AIMLE ({d}, S={s})", "aimle", samples=s, central=d == "central") for s in samples_grid
            for d in ("forward", "central")]
     if fast:
-        out.append(Method("AIMLE (central, S=1, fast)", "aimle", 1, True, controller="fast"))
-    out += [Method(f"IMLE ({d}, λ={lam:g})", "imle", 1, d == "central", lam) for lam in lambdas
+        out.append(Method("AIMLE (central, S=1, fast)", "aimle", central=True, controller="fast"))
+    out += [Method(f"IMLE ({d}, λ={lam:g})", "imle", central=d == "central", lam=lam) for lam in lambdas
             for d in ("forward", "central")]
     out.append(Method("STE", "ste"))
     if k == 1:
@@ -110,14 +98,7 @@ def make_sampler(method: Method, k: int, generator: torch.Generator, k_noise: st
         if k != 1:
             raise ValueError(f"Gumbel-softmax relaxes categorical variables only (K = 1), got K = {k}")
         return _GumbelSoftmax(generator)
-    common = dict(samples=method.samples, noise=_noise(k, k_noise), generator=generator)
-    if method.kind == "aimle":
-        return AIMLE(TopK(k), central=method.central, controller=method.controller, **common)
-    if method.kind == "imle":
-        return IMLE(TopK(k), lam=method.lam, central=method.central, **common)
-    if method.kind == "ste":
-        return STE(TopK(k), **common)
-    raise ValueError(f"unknown method kind {method.kind!r}")
+    return method.estimator(TopK(k), noise=_noise(k, k_noise), generator=generator)
 
 
 @torch.no_grad()

@@ -7,42 +7,42 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-import torch
 from tqdm import tqdm
 
-from examples import run_files
-from examples.common import Row, read_csv, save_figure, summarise, write_csv
+from examples.common import HelpFormatter, Row, read_csv, run_cli, save_figure, subplots, summarise, write_csv
 from examples.l2x.data import DATASETS, make_dataset
-from examples.l2x.model import methods, train
+
+# torch and the model are imported by the commands that use them, so that `--help` answers at once.
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m examples.l2x", description=__doc__,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("command", choices=["run", "plot"], help="run: train and report; plot: re-plot from --csv")
-    p.add_argument("--csv", type=Path, default=None, help="(plot) the l2x.csv of an earlier run")
-    p.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=list(DATASETS))
-    p.add_argument("--train-size", type=int, default=5000)
+    p.add_argument("--csv", type=Path, default=None, help="(plot) the l2x.csv of an earlier run (default: none)")
+    p.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=list(DATASETS), help="data sets")
+    p.add_argument("--train-size", type=int, default=5000, help="size of the training set")
     p.add_argument("--test-size", type=int, default=1000, help="size of the validation and of the test set")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=20, help="epochs per run")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per (data set, method); each has its own data")
     p.add_argument("--lambdas", type=float, nargs="+", default=[1.0, 10.0, 100.0], help="IMLE λ grid")
     p.add_argument("--temperature", type=float, default=0.5, help="temperature of L2X and SoftSub relaxations")
-    p.add_argument("--only", nargs="+", default=None, help="run only methods whose name contains one of these")
+    p.add_argument("--only", nargs="+", default=None,
+                   help="run only methods whose name contains one of these (default: all)")
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
-    p.add_argument("--out", type=Path, default=Path("results/l2x"))
+    p.add_argument("--out", type=Path, default=Path("results/l2x"), help="output folder")
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
+def main(argv: Sequence[str] | None = None, threads: int | None = None) -> dict[str, Path]:
     """Train every (dataset, method, seed); write ``l2x.csv``, ``l2x.png`` and print the table.
 
-    ``plot`` re-draws the table and the figure from the ``--csv`` of an earlier run.
+    ``plot`` re-draws the table and the figure from the ``--csv`` of an earlier run. ``threads``
+    sets torch's CPU threads (the command line uses one).
     """
     parser = _parser()
     args = parser.parse_args(argv)
-    return run_files.run_cli(lambda: _run(args), parser.prog)
+    return run_cli(lambda: _run(args), parser.prog, threads=threads)
 
 
 def _run(args: argparse.Namespace) -> dict[str, Path]:
@@ -57,6 +57,8 @@ def _run(args: argparse.Namespace) -> dict[str, Path]:
     for name in ("train_size", "test_size", "epochs", "seeds"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    from examples.l2x.model import methods, train
+
     plan = [m for m in methods(tuple(args.lambdas)) if args.only is None or any(s in m.name for s in args.only)]
     rows: list[Row] = []
     with tqdm(total=len(args.datasets) * len(plan) * args.seeds * args.epochs, desc="l2x", unit="epoch") as bar:
@@ -112,7 +114,7 @@ def plot(rows: Sequence[Row], path: Path) -> Path:
     shown = [m for m in dict.fromkeys(r["method"] for r in rows) if not ("λ=" in m and "chosen" not in m)]
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     stats = summarise(rows, ("dataset", "method"), "test_precision")
-    fig, ax = plt.subplots(figsize=(max(7, 2.4 * len(datasets)), 5.5))
+    fig, ax = subplots(figsize=(max(7, 2.4 * len(datasets)), 5.5))
     width = 0.8 / len(shown)
     for i, method in enumerate(shown):
         xs = [d + (i - (len(shown) - 1) / 2) * width for d in range(len(datasets))]
@@ -127,5 +129,4 @@ def plot(rows: Sequence[Row], path: Path) -> Path:
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(1)
-    main(sys.argv[1:])
+    main(sys.argv[1:], threads=1)

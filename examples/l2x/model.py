@@ -9,35 +9,26 @@ with the hard mask TopK(θ(x)), and subset precision is |selected ∩ relevant| 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from difftools import AIMLE, IMLE, STE, Gumbel, get_solver
-from examples.common import Row
+from difftools import AIMLE, Gumbel, get_solver
+from examples.common import Method, Row
 from examples.l2x.data import Dataset
 
 __all__ = ["Explainer", "Method", "evaluate", "make_selector", "methods", "train"]
 
 
-@dataclass(frozen=True)
-class Method:
-    """One way of training the explainer's subset selection."""
-
-    name: str
-    kind: str  # "aimle", "imle", "ste", "l2x" or "softsub"
-    central: bool = False
-    lam: float | None = None
-    controller: str = "paper"
-
-
 def methods(lambdas: tuple[float, ...] = (1.0, 10.0, 100.0)) -> list[Method]:
-    """AIMLE (forward, central; and central with the fast controller), IMLE over λ, STE, L2X, SoftSub."""
-    out = [Method("AIMLE (forward)", "aimle"), Method("AIMLE (central)", "aimle", True),
-           Method("AIMLE (central, fast)", "aimle", True, controller="fast")]
-    out += [Method(f"IMLE ({d}, λ={lam:g})", "imle", d == "central", lam) for lam in lambdas
+    """AIMLE (forward, central; and central with the fast controller), IMLE over λ, STE, L2X, SoftSub.
+
+    Kinds ``"l2x"`` and ``"softsub"`` are this example's relaxations (see :func:`make_selector`).
+    """
+    out = [Method("AIMLE (forward)", "aimle"), Method("AIMLE (central)", "aimle", central=True),
+           Method("AIMLE (central, fast)", "aimle", central=True, controller="fast")]
+    out += [Method(f"IMLE ({d}, λ={lam:g})", "imle", central=d == "central", lam=lam) for lam in lambdas
             for d in ("forward", "central")]
     out += [Method("STE", "ste"), Method("L2X (Gumbel top-k)", "l2x"), Method("SoftSub", "softsub")]
     return out
@@ -74,15 +65,7 @@ def make_selector(method: Method, k: int, generator: torch.Generator, temperatur
     """θ ``[B, d]`` -> training mask ``[1, B, d]`` with the method's gradient (Gumbel noise, τ = 1)."""
     if method.kind in ("l2x", "softsub"):
         return _Relaxed(k, method.kind, temperature, generator)
-    common = dict(samples=1, noise=Gumbel(), generator=generator)
-    solver = get_solver("topk", k=k)
-    if method.kind == "aimle":
-        return AIMLE(solver, central=method.central, controller=method.controller, **common)
-    if method.kind == "imle":
-        return IMLE(solver, lam=method.lam, central=method.central, **common)
-    if method.kind == "ste":
-        return STE(solver, **common)
-    raise ValueError(f"unknown method kind {method.kind!r}")
+    return method.estimator(get_solver("topk", k=k), noise=Gumbel(), generator=generator)
 
 
 class Explainer(nn.Module):

@@ -8,33 +8,45 @@ import json
 import sys
 from pathlib import Path
 
-import torch
+from examples import common
+from examples.nri.config import FULL_SIZES, Config
 
-from examples import run_files
-from examples.nri.data import FULL_SIZES, generate
-from examples.nri.train import Config, evaluate, train
+# torch, matplotlib and the training code are imported by the commands that use them, so that
+# `--help` answers at once.
+
+_DEFAULTS = Config()
+
+
+def _default(name: str) -> str:
+    """``(default: V)`` with Config's default of ``name``."""
+    return f"(default: {getattr(_DEFAULTS, name)})"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m examples.nri", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.nri", description=__doc__, formatter_class=common.HelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    gen = commands.add_parser("generate", help="regenerate the dataset (bit for bit)")
-    gen.add_argument("--timesteps", type=int, choices=(10, 20), default=10)
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help, description=help, formatter_class=common.HelpFormatter)
+
+    gen = command("generate", "regenerate the dataset (bit for bit)")
+    gen.add_argument("--timesteps", type=int, choices=(10, 20), default=10, help="frames per trajectory")
     for split, size in FULL_SIZES.items():
-        gen.add_argument(f"--{split}", type=int, default=size, help=f"samples in {split} (default {size})")
-    gen.add_argument("--data-dir", default="data")
+        gen.add_argument(f"--{split}", type=int, default=size, help=f"samples in {split}")
+    gen.add_argument("--data-dir", default="data", help="where the .npy files go")
     gen.add_argument(
         "--workers",
         type=int,
         default=1,
-        help="processes generating chunks of samples in parallel, a positive int (default 1); same bytes for any N",
+        help="processes generating chunks of samples in parallel, a positive int; same bytes for any N",
     )
 
-    tr = commands.add_parser("train", help="train (or --resume) a run")
-    tr.add_argument("--run-dir", required=True)
-    tr.add_argument("--data-dir", default="data")
-    tr.add_argument("--device", default="cpu")
+    tr = command("train", "train (or --resume) a run")
+    tr.add_argument("--run-dir", required=True, help="the run directory")
+    tr.add_argument("--data-dir", default="data", help="the dataset (on --resume: the run's)")
+    tr.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     tr.add_argument("--resume", action="store_true", help="continue the run in --run-dir from last.pt")
     tr.add_argument("--overwrite", action="store_true", help="replace the run in --run-dir")
     tr.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -42,60 +54,65 @@ def _parser() -> argparse.ArgumentParser:
         "--time-limit",
         type=float,
         default=None,
-        help="seconds; stop at the first validation after this (last.pt stays resumable with --resume)",
+        help="seconds; stop at the first validation after this (last.pt stays resumable with --resume) "
+        "(default: no limit)",
     )
     tr.add_argument(
         "--compile",
         action="store_true",
         help="capture the training step with torch.compile (CUDA graphs on CUDA); may change on --resume",
     )
-    # Defaults of None: Config's defaults apply, and on --resume only what is given is checked.
-    tr.add_argument("--timesteps", type=int, choices=(10, 20))
-    tr.add_argument("--estimator", choices=("aimle", "imle"))
-    tr.add_argument("--difference", choices=("forward", "central"))
-    tr.add_argument("--lr", type=float, help="default: the paper's value for (timesteps, difference)")
-    tr.add_argument("--noise-temperature", type=float, help="default: the paper's value")
-    tr.add_argument("--imle-lambda", type=float, help="IMLE's fixed step λ (default 10)")
+    # Defaults of None: Config's defaults apply (shown in the help), and on --resume only what is given is checked.
+    tr.add_argument("--timesteps", type=int, choices=(10, 20), help=f"frames per trajectory {_default('timesteps')}")
+    tr.add_argument("--estimator", choices=("aimle", "imle"), help=f"gradient estimator {_default('estimator')}")
+    tr.add_argument("--difference", choices=("forward", "central"), help=f"finite difference {_default('difference')}")
+    tr.add_argument("--lr", type=float, help="learning rate (default: the paper's value for (timesteps, difference))")
+    tr.add_argument("--noise-temperature", type=float, help="noise scale (default: the paper's value)")
+    tr.add_argument("--imle-lambda", type=float, help=f"IMLE's fixed step λ {_default('imle_lambda')}")
     tr.add_argument(
         "--target-nnz",
         type=float,
-        help="AIMLE's target number of non-zero gradient entries per instance, over the 45 pairs (default 1)",
+        help=f"AIMLE's target number of non-zero gradient entries per instance, of 45 {_default('target_nnz')}",
     )
     tr.add_argument(
         "--lam-scope",
         choices=("example", "batch"),
-        help="AIMLE's λ from each instance's norms (Eq. 8, default) or from the whole batch's (the reference code)",
+        help="AIMLE's λ from each instance's norms (Eq. 8) or from the whole batch's (the reference code) "
+        f"{_default('lam_scope')}",
     )
-    tr.add_argument("--noise", choices=("sog", "gumbel"), help="perturbation: Sum-of-Gamma (k = 10; default) or Gumbel")
     tr.add_argument(
-        "--kl-weight", type=float, help="weight of the KL (prior) term in the training loss (default 1: the ELBO)"
+        "--noise", choices=("sog", "gumbel"), help=f"perturbation: Sum-of-Gamma (k = 10) or Gumbel {_default('noise')}"
     )
-    tr.add_argument("--iterations", type=int, help="total iterations (default 50,000)")
-    tr.add_argument("--batch-size", type=int, help="default 128")
-    tr.add_argument("--validate-every", type=int, help="default 500")
-    tr.add_argument("--log-every", type=int, help="default 50")
-    tr.add_argument("--eval-batch-size", type=int, help="default 100")
-    tr.add_argument("--hidden", type=int, help="hidden units of all MLPs (default 256)")
-    tr.add_argument("--prediction-steps", type=int, help="decoder roll-out length in training (default T-1)")
+    tr.add_argument(
+        "--kl-weight", type=float, help=f"weight of the KL (prior) term in the loss; 1: ELBO {_default('kl_weight')}"
+    )
+    tr.add_argument("--iterations", type=int, help=f"total iterations {_default('iterations')}")
+    tr.add_argument("--batch-size", type=int, help=f"samples per iteration {_default('batch_size')}")
+    tr.add_argument("--validate-every", type=int, help=f"iterations between validations {_default('validate_every')}")
+    tr.add_argument("--log-every", type=int, help=f"iterations between train records {_default('log_every')}")
+    tr.add_argument("--eval-batch-size", type=int, help=f"samples per evaluation batch {_default('eval_batch_size')}")
+    tr.add_argument("--hidden", type=int, help=f"hidden units of all MLPs {_default('hidden')}")
+    tr.add_argument("--prediction-steps", type=int, help="decoder roll-out length in training (default: T-1)")
     tr.add_argument(
         "--skip-first",
         action="store_const",
         const=True,
-        help="type 0 ('no edge') sends no messages, so only tree edges do (NRI's skip_first; off in the recipe)",
+        help="type 0 ('no edge') sends no messages, so only tree edges do (NRI's skip_first; off in the recipe) "
+        "(default: off)",
     )
-    tr.add_argument("--seed", type=int, help="default 0")
-    tr.add_argument("--train-size", type=int, help="use only the first N train samples")
-    tr.add_argument("--valid-size", type=int, help="validate on the first N valid samples")
+    tr.add_argument("--seed", type=int, help=f"seed of the model and the noise {_default('seed')}")
+    tr.add_argument("--train-size", type=int, help="use only the first N train samples (default: all)")
+    tr.add_argument("--valid-size", type=int, help="validate on the first N valid samples (default: all)")
 
-    ev = commands.add_parser("evaluate", help="test ELBO and edge precision/recall at the best checkpoint")
-    ev.add_argument("--run-dir", required=True)
+    ev = command("evaluate", "test ELBO and edge precision/recall at the best checkpoint")
+    ev.add_argument("--run-dir", required=True, help="the run directory")
     ev.add_argument("--data-dir", default="data", help="default: the run's (from its config.json), else data")
-    ev.add_argument("--device", default="cpu")
-    ev.add_argument("--test-size", type=int, default=None, help="use only the first N test samples")
-    ev.add_argument("--threads", type=int, default=None)
+    ev.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    ev.add_argument("--test-size", type=int, default=None, help="use only the first N test samples (default: all)")
+    ev.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
 
-    pl = commands.add_parser("plot", help="PNGs: trajectories with true vs recovered trees, learning curves")
-    pl.add_argument("--run-dir", required=True)
+    pl = command("plot", "PNGs: trajectories with true vs recovered trees, learning curves")
+    pl.add_argument("--run-dir", required=True, help="the run directory")
     pl.add_argument("--data-dir", default="data", help="default: the run's (from its config.json), else data")
     pl.add_argument("--count", type=int, default=4, help="test samples to draw")
     return parser
@@ -116,12 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = _parser()
     args = parser.parse_args(argv)
-    return run_files.run_cli(lambda: _run(args, run_files.given_options(_parser, argv)), parser.prog)
+    explicit = common.given_options(_parser, argv)
+    return common.run_cli(lambda: _run(args, explicit), parser.prog, threads=getattr(args, "threads", None))
 
 
 def _run(args: argparse.Namespace, explicit: set[str]) -> int:
-    if getattr(args, "threads", None):
-        torch.set_num_threads(args.threads)
+    from examples.nri.data import generate
+    from examples.nri.train import evaluate, train
 
     if args.command == "generate":
         sizes = {"train": args.train, "valid": args.valid, "test": args.test}

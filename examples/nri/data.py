@@ -33,6 +33,8 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from examples.nri.config import FULL_SIZES
+
 __all__ = [
     "NUM_VERTICES",
     "NUM_DIMS",
@@ -53,7 +55,6 @@ NUM_VERTICES = 10
 NUM_DIMS = 2
 SEED = 42
 SPLITS = ("train", "valid", "test")
-FULL_SIZES = {"train": 50_000, "valid": 10_000, "test": 10_000}
 # The spring-layout threshold of the original script; with one iteration it never stops early.
 LAYOUT_THRESHOLD = 1e-10
 # Samples per parallel task. Fixed, not derived from the number of workers; the data never depend on it.

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from examples.common import read_log, save_figure, subplots
 from examples.nri.data import load_split
 from examples.nri.train import load_model
 
@@ -27,7 +23,7 @@ def plot_trajectories(
     split = load_split(data_dir, "test", model.config.timesteps, count).to(device)
     recovered = model.tree.solver(model.pair_logits(split.positions))
     rows, cols = torch.triu_indices(split.edges.shape[-1], split.edges.shape[-1], 1)
-    fig, axes = plt.subplots(1, len(split), figsize=(4 * len(split), 4), squeeze=False)
+    fig, axes = subplots(1, len(split), figsize=(4 * len(split), 4), squeeze=False)
     for k, ax in enumerate(axes[0]):
         paths = split.positions[k].cpu()  # [n, T, 2]
         final = paths[:, -1]
@@ -49,19 +45,17 @@ def plot_trajectories(
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle("paths (blue), true tree (grey), recovered MAP tree (green: correct, red: wrong)")
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=100)
 
 
 def plot_learning_curves(log_path: str | Path, out: str | Path) -> Path:
     """Train and validation −ELBO (log scale) and validation edge precision against iterations."""
-    records = [json.loads(line) for line in Path(log_path).read_text().splitlines()]
+    records = read_log(log_path)
+    if not records:
+        raise ValueError(f"plot_learning_curves: {log_path} is missing or empty; train first")
     train = [r for r in records if r["split"] == "train"]
     valid = [r for r in records if r["split"] == "valid"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (left, right) = subplots(1, 2, figsize=(11, 4))
     # The ELBO is negative and spans an order of magnitude: −ELBO on a log axis, with ticks at
     # 1, 1.5, 2, 2.5, 3, 4, 5 and 7 per decade written out in full (a symlog axis showed a single "−10^4").
     left.plot([r["iteration"] for r in train], [-r["elbo"] for r in train], label="train (rolled out)")
@@ -79,8 +73,4 @@ def plot_learning_curves(log_path: str | Path, out: str | Path) -> Path:
     right.set_xlabel("iteration")
     right.set_ylabel("valid edge precision (%)")
     right.legend()
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=100)

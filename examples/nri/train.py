@@ -10,10 +10,8 @@ edges weight the decoder's two edge types. A run directory holds ``config.json``
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,8 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 import difftools
-from examples import run_files
+from examples import common
+from examples.nri.config import PAPER_SETTINGS, Config
 from examples.nri.data import NUM_DIMS, NUM_VERTICES, Split, load_split
 from examples.nri.model import Decoder, EdgeLayout, Encoder
 from examples.nri.objective import edge_metrics, gaussian_nll, gumbel_kl
@@ -30,79 +29,8 @@ from examples.nri.step import SpanningTreeNoCheck, TrainStep
 
 __all__ = ["Config", "PAPER_SETTINGS", "Model", "train", "evaluate_split", "evaluate", "load_model"]
 
-# (timesteps, difference) -> (learning rate, noise temperature), the AIMLE paper's NRI settings.
-PAPER_SETTINGS: dict[tuple[int, str], tuple[float, float]] = {
-    (10, "central"): (5e-4, 0.1),
-    (10, "forward"): (1e-4, 1.0),
-    (20, "central"): (5e-4, 1.0),
-    (20, "forward"): (5e-4, 0.1),
-}
-
-
 # The perturbation of the recipe (Sum-of-Gamma, k = n, 10 terms) and the plain alternative.
 NOISES = {"sog": lambda: difftools.SumOfGamma(k=NUM_VERTICES, terms=10), "gumbel": difftools.Gumbel}
-
-
-@dataclass
-class Config:
-    """Everything a run depends on; saved as ``config.json`` and in every checkpoint.
-
-    ``lr`` and ``noise_temperature`` of ``None`` take the paper's value for (timesteps, difference).
-    ``prediction_steps`` of ``None`` rolls out T − 1 steps. ``train_size`` / ``valid_size`` of
-    ``None`` use whole splits (smaller values keep the first samples, for runs on small machines).
-    """
-
-    timesteps: int = 10
-    estimator: str = "aimle"
-    difference: str = "forward"
-    lr: float | None = None
-    noise_temperature: float | None = None
-    imle_lambda: float = 10.0
-    target_nnz: float = 1.0
-    lam_scope: str = "example"
-    noise: str = "sog"
-    kl_weight: float = 1.0
-    iterations: int = 50_000
-    batch_size: int = 128
-    validate_every: int = 500
-    log_every: int = 50
-    eval_batch_size: int = 100
-    hidden: int = 256
-    prediction_steps: int | None = None
-    skip_first: bool = False
-    seed: int = 0
-    train_size: int | None = None
-    valid_size: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.timesteps not in (10, 20):
-            raise ValueError(f"Config: timesteps must be 10 or 20, got {self.timesteps!r}")
-        if self.estimator not in ("aimle", "imle"):
-            raise ValueError(f"Config: estimator must be 'aimle' or 'imle', got {self.estimator!r}")
-        if self.difference not in ("forward", "central"):
-            raise ValueError(f"Config: difference must be 'forward' or 'central', got {self.difference!r}")
-        lr, temperature = PAPER_SETTINGS[(self.timesteps, self.difference)]
-        self.lr = lr if self.lr is None else self.lr
-        self.noise_temperature = temperature if self.noise_temperature is None else self.noise_temperature
-        self.prediction_steps = self.timesteps - 1 if self.prediction_steps is None else self.prediction_steps
-        for name in ("iterations", "batch_size", "validate_every", "log_every", "eval_batch_size", "hidden"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Config: {name} must be a positive int, got {value!r}")
-        nnz = self.target_nnz
-        if isinstance(nnz, bool) or not isinstance(nnz, (int, float)) or not nnz > 0:
-            raise ValueError(f"Config: target_nnz must be a positive number, got {nnz!r}")
-        if self.lam_scope not in ("example", "batch"):
-            raise ValueError(f"Config: lam_scope must be 'example' or 'batch', got {self.lam_scope!r}")
-        if self.noise not in NOISES:
-            raise ValueError(f"Config: noise must be one of {sorted(NOISES)}, got {self.noise!r}")
-        weight = self.kl_weight
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < math.inf:
-            raise ValueError(f"Config: kl_weight must be a finite number >= 0, got {weight!r}")
-        if not isinstance(self.skip_first, bool):
-            raise ValueError(f"Config: skip_first must be a bool, got {self.skip_first!r}")
-        if not 1 <= self.prediction_steps <= self.timesteps:
-            raise ValueError(f"Config: prediction_steps must be in [1, {self.timesteps}], got {self.prediction_steps}")
 
 
 class Model(nn.Module):
@@ -114,26 +42,25 @@ class Model(nn.Module):
         self.layout = EdgeLayout(NUM_VERTICES)
         self.encoder = Encoder(self.layout, config.timesteps * NUM_DIMS, config.hidden)
         self.decoder = Decoder(self.layout, NUM_DIMS, config.hidden, skip_first=config.skip_first)
-        common = {
+        perturbation = {
             "central": config.difference == "central",
             "noise": NOISES[config.noise](),
             "noise_temperature": config.noise_temperature,
             "generator": generator,
             "check_finite": check_finite,
         }
-        solver = SpanningTreeNoCheck(NUM_VERTICES)
-        if config.estimator == "aimle":
-            self.tree = difftools.AIMLE(
-                solver,
+        own = {
+            "aimle": dict(
                 controller="paper",
                 step=1e-3,
                 initial_alpha=0.0,
                 target_nnz=config.target_nnz,
                 lam_scope=config.lam_scope,
-                **common,
-            )
-        else:
-            self.tree = difftools.IMLE(solver, lam=config.imle_lambda, **common)
+            ),
+            "imle": dict(lam=config.imle_lambda),
+        }
+        options = {**perturbation, **own[config.estimator]}
+        self.tree = common.make_estimator(config.estimator, SpanningTreeNoCheck(NUM_VERTICES), **options)
 
     def pair_logits(self, trajectories: Tensor) -> Tensor:
         """θ ``[B, 45]``: the symmetrised encoder logits, one per unordered pair."""
@@ -215,8 +142,8 @@ RUN_FILES = ("last.pt", "best.pt", "log.jsonl", "config.json")  # last.pt first:
 
 def _kept_log(path: Path, keep_until: int | None) -> None:
     """Start the run's log: empty for a new run; on resume, without records past the checkpoint."""
-    kept = [] if keep_until is None else [r for r in run_files.read_log(path) if r["iteration"] <= keep_until]
-    run_files.rewrite_log(path, kept)
+    kept = [] if keep_until is None else [r for r in common.read_log(path) if r["iteration"] <= keep_until]
+    common.rewrite_log(path, kept)
 
 
 def train(
@@ -245,17 +172,17 @@ def train(
     started = time.monotonic()
     run_dir = Path(run_dir)
     last_path = run_dir / "last.pt"
-    run_files.prepare_run_dir(run_dir, RUN_FILES, resume, overwrite)
-    checkpoint = run_files.load_checkpoint(last_path, device) if resume else None
+    common.prepare_run_dir(run_dir, RUN_FILES, resume, overwrite)
+    checkpoint = common.load_checkpoint(last_path, device) if resume else None
     if checkpoint is not None:
         saved = Config(**checkpoint["config"])
-        fields = [f.name for f in dataclasses.fields(Config) if f.name != "iterations"]
-        differences = run_files.settings_differences(dataclasses.asdict(saved), dataclasses.asdict(config), fields)
-        if differences:
-            raise ValueError(
-                f"--resume: {run_dir} was trained with other settings ({'; '.join(differences)}); only --iterations, "
-                "--device, --compile and --time-limit may change on resume"
-            )
+        common.refuse_other_settings(
+            run_dir,
+            dataclasses.asdict(saved),
+            dataclasses.asdict(config),
+            [f.name for f in dataclasses.fields(Config) if f.name != "iterations"],
+            may_change="--iterations, --device, --compile and --time-limit",
+        )
         done = int(checkpoint["state"]["iteration"])
         if done >= config.iterations:
             print(f"nothing to do: {run_dir} has finished {done} of {config.iterations} iterations", flush=True)
@@ -266,7 +193,7 @@ def train(
     valid_split = load_split(data_dir, "valid", config.timesteps, config.valid_size).to(device)
     # config.json: the settings and where the data came from, so that `--resume` needs neither again.
     saved_settings = {**dataclasses.asdict(config), "data_dir": str(data_dir)}
-    run_files.atomic_write_bytes(run_dir / "config.json", (json.dumps(saved_settings, indent=2) + "\n").encode())
+    common.write_json(run_dir / "config.json", saved_settings)
 
     torch.manual_seed(config.seed)
     generator = torch.Generator(device=device).manual_seed(config.seed)
@@ -310,20 +237,20 @@ def train(
                 record = {"iteration": done, "split": "train", "elbo": -loss, "nll": nll, "kl": kl}
                 if config.estimator == "aimle":
                     record["alpha"] = float(model.tree.alpha)
-                run_files.append_log(log_path, record)
+                common.append_log(log_path, record)
                 bar.set_postfix(elbo=f"{record['elbo']:.1f}")
                 window, count = torch.zeros(3, device=device), 0
             if done % config.validate_every == 0 or done == config.iterations:
                 metrics = evaluate_split(model, valid_split, config.eval_batch_size, seed=config.seed + 1)
                 record = {"iteration": done, "split": "valid", **metrics}
-                run_files.append_log(log_path, record)
+                common.append_log(log_path, record)
                 state = {"iteration": done, "best": state["best"]}
                 if state["best"] is None or metrics["elbo"] > state["best"]["elbo"]:
                     state["best"] = record
-                    run_files.save_checkpoint(
+                    common.save_checkpoint(
                         run_dir / "best.pt", {"config": dataclasses.asdict(config), "model": model.state_dict()}
                     )
-                run_files.save_checkpoint(
+                common.save_checkpoint(
                     last_path,
                     {
                         "config": dataclasses.asdict(config),
@@ -350,7 +277,7 @@ def train(
 
 def load_model(checkpoint_path: str | Path, device: str = "cpu") -> Model:
     """The model saved in ``best.pt`` or ``last.pt``, in evaluation mode."""
-    checkpoint = run_files.load_checkpoint(checkpoint_path, device, hint="train first")
+    checkpoint = common.load_checkpoint(checkpoint_path, device, hint="train first")
     model = Model(Config(**checkpoint["config"])).to(device)
     model.load_state_dict(checkpoint["model"])
     return model.eval()
@@ -375,10 +302,10 @@ def evaluate(
     result.update(evaluate_split(model, test_split, config.eval_batch_size, seed=config.seed + 1))
     log_path = run_dir / "log.jsonl"
     if log_path.exists():
-        valid = [r for r in run_files.read_log(log_path) if r["split"] == "valid"]
+        valid = [r for r in common.read_log(log_path) if r["split"] == "valid"]
         if valid:
             best = max(valid, key=lambda r: r["elbo"])
             result["best_iteration"] = best["iteration"]
             result["iterations_trained"] = valid[-1]["iteration"]
-    (run_dir / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+    common.write_json(run_dir / "eval.json", result)
     return result

@@ -7,20 +7,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
+from examples.common import HelpFormatter, run_cli, write_csv
 
-from examples import run_files
-from examples.common import write_csv
-from examples.synthetic import experiments, plots
-from examples.synthetic.plots import series_label
+# torch, matplotlib and the experiments are imported by the commands that use them, so that `--help`
+# answers at once.
 
 SAMPLES = (1, 10, 100, 1_000, 10_000, 100_000)
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m examples.synthetic", description=__doc__,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("command", choices=["fig1", "fig3", "fig4", "controller"])
+                                formatter_class=HelpFormatter)
+    p.add_argument("command", choices=["fig1", "fig3", "fig4", "controller"], help="the figure to compute")
     p.add_argument("--n", type=int, nargs="+", default=None,
                    help="numbers of categories (default: 10 20 30 50 for fig3, 50 otherwise)")
     p.add_argument("--seeds", type=int, default=32, help="problems (θ, b) per cell")
@@ -29,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="S for fig1/fig4 (default 1000) or the controller (default 100 1000)")
     p.add_argument("--reference-samples", type=int, default=100_000, help="S of STE and SFE in fig1")
     p.add_argument("--lambdas", type=float, nargs="+", default=None,
-                   help="IMLE λ grid (fig1: 1e-3..10 log-spaced; fig3: 0.1 1 10; fig4: 0.05..5)")
+                   help="IMLE λ grid (default: fig1 1e-3..10 log-spaced; fig3 0.1 1 10; fig4 0.05..5)")
     p.add_argument("--warmup", type=int, default=100, help="AIMLE backward passes before measuring")
     p.add_argument("--warmup-samples", type=int, default=1000,
                    help="S used for AIMLE's warm-up when the measured S is larger (fig3)")
@@ -44,14 +42,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
-    """Run one command; returns the paths written (CSV, PNG)."""
+def main(argv: Sequence[str] | None = None, threads: int | None = None) -> dict[str, Path]:
+    """Run one command; returns the paths written (CSV, PNG). ``threads`` sets torch's CPU threads."""
     parser = _parser()
     args = parser.parse_args(argv)
-    return run_files.run_cli(lambda: _run(args), parser.prog)
+    return run_cli(lambda: _run(args), parser.prog, threads=threads)
 
 
 def _run(args: argparse.Namespace) -> dict[str, Path]:
+    from examples.synthetic import experiments, plots
+    from examples.synthetic.plots import series_label
+
     if args.quick:
         args.seeds = min(args.seeds, 4)
         args.max_samples = min(args.max_samples, 1000)
@@ -122,5 +123,4 @@ def _run(args: argparse.Namespace) -> dict[str, Path]:
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(1)
-    main(sys.argv[1:])
+    main(sys.argv[1:], threads=1)

@@ -16,8 +16,8 @@ from difftools.solvers.topk import argmax
 from torch import Tensor
 from tqdm import tqdm
 
-from difftools import AIMLE, IMLE, STE, Gumbel
-from examples.common import Row
+from difftools import AIMLE, Gumbel
+from examples.common import Method, Row
 from examples.synthetic.task import cosine, estimate_gradient, exact_gradient, make_problem, sfe_gradient, sparsity
 
 CHUNK_ELEMENTS = 1 << 22
@@ -52,26 +52,35 @@ def _batched(fn: Callable[[Tensor, Tensor], Tensor], theta: Tensor, b: Tensor, s
     return torch.cat([fn(theta[i : i + chunk], b[i : i + chunk]) for i in range(0, theta.shape[0], chunk)])
 
 
+def _estimator(method: Method, generator: torch.Generator, **options):
+    """``method`` over ``argmax``, without the finite-θ check (the problems are finite by construction)."""
+    return method.estimator(argmax, generator=generator, check_finite=False, **options)
+
+
 def _stateless(method: str, samples: int, generator: torch.Generator, lam: float | None = None):
     """The gradient function of a stateless estimator: ``(θ, b) -> gradient`` for a batch of seeds."""
     if method == "SFE":
         return lambda theta, b: sfe_gradient(theta, b, samples, generator)
     if method == "STE":
-        est = STE(argmax, noise=Gumbel(), samples=samples, generator=generator, check_finite=False)
+        est = _estimator(Method(method, "ste", samples=samples), generator, noise=Gumbel())
     elif method in ("IMLE (forward)", "IMLE (central)"):
-        est = IMLE(argmax, lam=lam, central=method.endswith("(central)"), samples=samples,
-                   generator=generator, check_finite=False)
+        est = _estimator(Method(method, "imle", samples=samples, central=method.endswith("(central)"), lam=lam),
+                         generator)
     else:
         raise ValueError(f"unknown stateless method {method!r}")
     return lambda theta, b: estimate_gradient(est, theta, b)
+
+
+def _aimle(samples: int, central: bool, controller: str, generator: torch.Generator) -> AIMLE:
+    method = Method("AIMLE", "aimle", samples=samples, central=central, controller=controller)
+    return _estimator(method, generator)
 
 
 def warm_aimle(
     theta: Tensor, b: Tensor, *, central: bool, samples: int, steps: int, controller: str, generator: torch.Generator
 ) -> AIMLE:
     """An AIMLE layer after ``steps`` backward passes on one problem (θ, b ``[n]``): its α is adapted."""
-    est = AIMLE(argmax, samples=samples, central=central, controller=controller, generator=generator,
-                check_finite=False)
+    est = _aimle(samples, central, controller, generator)
     for _ in range(steps):
         estimate_gradient(est, theta, b)
     return est
@@ -79,8 +88,7 @@ def warm_aimle(
 
 def aimle_gradient(warmed: AIMLE, theta: Tensor, b: Tensor, samples: int, generator: torch.Generator) -> Tensor:
     """One gradient with ``samples`` samples from a copy of a warmed-up layer (the copy's α is used)."""
-    est = AIMLE(argmax, samples=samples, central=warmed.central, controller=warmed.controller,
-                generator=generator, check_finite=False)
+    est = _aimle(samples, warmed.central, warmed.controller, generator)
     est.load_state_dict(warmed.state_dict())
     return estimate_gradient(est, theta, b)
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-
-from examples.common import Row, band_plot, save_figure, summarise
+from examples.common import Row, band_plot, save_figure, subplots, summarise
 
 __all__ = ["plot_fig1", "plot_fig3", "plot_fig4", "plot_controller", "series_label", "table"]
 
@@ -31,7 +29,7 @@ def plot_fig1(rows: Sequence[Row], path: Path, samples: int, reference_samples: 
     """Cosine and sparsity of IMLE against λ, with STE and SFE (more samples) as references."""
     sweep = [r for r in rows if r["method"].startswith("IMLE")]
     ref = [r for r in rows if not r["method"].startswith("IMLE")]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
+    fig, (top, bottom) = subplots(2, 1, figsize=(7, 7), sharex=True)
     band_plot(top, sweep, x="lam", y="cosine", series="method", label=lambda m: f"{m}, S={samples}")
     for method in ("STE", "SFE"):
         _hline(top, ref, method, "cosine", f"{method}, S={reference_samples}")
@@ -53,7 +51,7 @@ def plot_fig3(rows: Sequence[Row], path: Path) -> Path:
     cols = min(2, len(ns))
     nrows = -(-len(ns) // cols)
     # The legend sits right of the top row, outside every panel: inside one it hid that panel's bands.
-    fig, axes = plt.subplots(nrows, cols, figsize=(6.5 * cols + 2.6, 4.8 * nrows), squeeze=False)
+    fig, axes = subplots(nrows, cols, figsize=(6.5 * cols + 2.6, 4.8 * nrows), squeeze=False)
     for ax in axes.flat[len(ns):]:
         ax.set_visible(False)
     for ax, n in zip(axes.flat, ns):
@@ -72,7 +70,7 @@ def plot_fig4(rows: Sequence[Row], path: Path, samples: int) -> Path:
     """Cosine similarity of IMLE against λ (linear axis), with AIMLE, STE and SFE as lines."""
     sweep = [r for r in rows if r["method"].startswith("IMLE")]
     ref = [r for r in rows if not r["method"].startswith("IMLE")]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = subplots(figsize=(7, 4.5))
     band_plot(ax, sweep, x="lam", y="cosine", series="method")
     for method in _REFERENCE_COLOURS:
         _hline(ax, ref, method, "cosine", method)
@@ -87,7 +85,7 @@ def plot_fig4(rows: Sequence[Row], path: Path, samples: int) -> Path:
 def plot_controller(rows: Sequence[Row], trace: Sequence[Row], path: Path) -> Path:
     """Cosine against warm-up steps per S, and the mean α trajectory, for both controllers."""
     samples_grid = sorted({r["samples"] for r in rows})
-    fig, axes = plt.subplots(1, len(samples_grid) + 1, figsize=(5 * (len(samples_grid) + 1), 4.2), squeeze=False)
+    fig, axes = subplots(1, len(samples_grid) + 1, figsize=(5 * (len(samples_grid) + 1), 4.2), squeeze=False)
     for ax, samples in zip(axes[0], samples_grid):
         sub = [r for r in rows if r["samples"] == samples]
         band_plot(ax, sub, x="step", y="cosine", series="controller", label=lambda c: f"controller={c!r}")

@@ -13,22 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
-from examples import run_files
+from examples import common
+from examples.warcraft.config import METHODS, PRECISIONS, TrainConfig
 from examples.warcraft.data import DEFAULT_COUNTS, SIZES, generate, load_split
-from examples.warcraft.metrics import optimal_cost
-from examples.warcraft.plots import plot_costs, plot_learning_curves, plot_paths
-from examples.warcraft.train import (
-    LOG,
-    METHODS,
-    PRECISIONS,
-    TrainConfig,
-    evaluate_run,
-    format_table,
-    run_predictions,
-    train,
-)
+
+# torch, matplotlib and the training code are imported by the commands that use them, so that
+# `--help` answers at once.
 
 QUICK_COUNTS = {"train": 2000, "val": 200, "test": 200}
 QUICK_DATA = "data/quick"
@@ -91,26 +81,32 @@ _OPTION_FIELDS = {
 
 
 def _train(args: argparse.Namespace) -> None:
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    from examples.warcraft.train import train
+
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {_OPTION_FIELDS.get(name, name) for name in args.given} & fields
     train(_config(args), resume=args.resume, overwrite=args.overwrite, given=given)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
+    from examples.warcraft.train import evaluate_run, format_table
+
     result = evaluate_run(args.run_dir, args.split, args.data_dir, args.device, which=args.checkpoint)
     print(format_table([result]))
     print(json.dumps(result, indent=2))
 
 
 def _plot(args: argparse.Namespace) -> list[Path]:
+    from examples.warcraft.metrics import optimal_cost
+    from examples.warcraft.plots import plot_costs, plot_learning_curves, plot_paths
+    from examples.warcraft.train import LOG, run_predictions
+
     run = Path(args.run_dir)
     out = Path(args.out_dir) if args.out_dir else run / "plots"
     checkpoint, split_data, maps, costs, paths = run_predictions(run, args.split, args.data_dir, args.device, limit=8)
     optimal = optimal_cost(paths, maps.paths, maps.weights).numpy()
     images = split_data.maps[: len(maps)]
-    history = run_files.read_log(run / LOG)
+    history = common.read_log(run / LOG)
     label = TrainConfig(**checkpoint["config"]).label
     written = [
         plot_paths(images, maps.paths.numpy(), paths.numpy(), optimal, out / "paths.png"),
@@ -142,6 +138,8 @@ def _cached_maps(data_dir: str, size: int, counts: dict[str, int], replace_other
 
 def _quick(args: argparse.Namespace) -> None:
     """The demo: small data, a few AIMLE epochs, a results table and plots."""
+    from examples.warcraft.train import evaluate_run, format_table, train
+
     started = time.perf_counter()
     _cached_maps(args.data_dir, 12, QUICK_COUNTS, replace_other_data=True)
     config = TrainConfig(
@@ -170,9 +168,9 @@ def _quick(args: argparse.Namespace) -> None:
 
 def _full(args: argparse.Namespace) -> None:
     """The papers' full recipe for one method and seed: data (generated once), training, test metrics."""
+    from examples.warcraft.train import evaluate_run, format_table, train
+
     started = time.perf_counter()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     _cached_maps(args.data_dir, args.size, DEFAULT_COUNTS, replace_other_data=False)
     out_dir = args.out_dir or f"runs/warcraft-full/{args.size}x{args.size}/{args.method}-s{args.seed}"
     settings = QUICK_AIMLE if args.method.startswith("aimle") else {}
@@ -217,39 +215,45 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m examples.warcraft",
         description="Warcraft shortest paths: generate data, train, evaluate, plot. "
         "Without a command: a quick AIMLE demo on a small generated 12x12 set.",
+        formatter_class=common.HelpFormatter,
     )
     parser.set_defaults(func=_quick, data_dir=QUICK_DATA, out_dir=QUICK_RUN, epochs=QUICK_EPOCHS, device="cpu")
     sub = parser.add_subparsers(dest="command")
 
-    p = sub.add_parser("generate", help="write procedural maps in the original file layout")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, formatter_class=common.HelpFormatter)
+
+    p = command("generate", "write procedural maps in the original file layout")
     p.add_argument("--size", type=int, default=12, choices=SIZES, help="grid size K")
     for split, n in DEFAULT_COUNTS.items():
-        p.add_argument(f"--{split}", type=int, default=n, help=f"number of {split} maps (default {n})")
-    p.add_argument("--seed", type=int, default=0)
+        p.add_argument(f"--{split}", type=int, default=n, help=f"number of {split} maps")
+    p.add_argument("--seed", type=int, default=0, help="seed of the maps")
     p.add_argument("--data-dir", default="data", help="root; maps go to DIR/warcraft_shortest_path_oneskin/KxK/")
     p.add_argument("--workers", type=int, default=None, help="processes (default: min(2, CPU count))")
     p.set_defaults(func=_generate)
 
-    p = sub.add_parser("train", help="train a model (papers' recipe by default)")
-    p.add_argument("--method", default="aimle", choices=METHODS)
+    p = command("train", "train a model (papers' recipe by default)")
+    p.add_argument("--method", default="aimle", choices=METHODS, help="gradient estimator or loss")
     p.add_argument("--forward", action="store_true", help="forward differences (AIMLE / I-MLE)")
     p.add_argument("--central", action="store_true", help="central differences (AIMLE / I-MLE)")
-    p.add_argument("--data-dir", default="data")
-    p.add_argument("--size", type=int, default=12, choices=SIZES)
+    p.add_argument("--data-dir", default="data", help="root of the maps (see generate)")
+    p.add_argument("--size", type=int, default=12, choices=SIZES, help="grid size K")
     p.add_argument("--out-dir", default="runs/warcraft", help="checkpoint and log directory")
-    p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--batch-size", type=int, default=70)
-    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--epochs", type=int, default=50, help="epochs in all")
+    p.add_argument("--batch-size", type=int, default=70, help="maps per step, over all processes")
+    p.add_argument("--lr", type=float, default=5e-4, help="Adam's learning rate")
     p.add_argument(
         "--milestones", type=int, nargs="*", default=[30, 40], help="epochs where the lr is multiplied by 0.1"
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the model, data order and noise")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    p.add_argument("--train-maps", type=int, default=None, help="use only the first N training maps")
+    p.add_argument("--train-maps", type=int, default=None, help="use only the first N training maps (default: all)")
     p.add_argument("--lam", type=float, default=20.0, help="λ of I-MLE and Blackbox")
     p.add_argument("--noise", default="gumbel", choices=["gumbel", "sum-of-gamma", "none"], help="AIMLE / I-MLE noise")
-    p.add_argument("--noise-temperature", type=float, default=1.0)
-    p.add_argument("--samples", type=int, default=None, help="perturbation samples per map")
+    p.add_argument("--noise-temperature", type=float, default=1.0, help="scale of the AIMLE / I-MLE noise")
+    p.add_argument(
+        "--samples", type=int, default=None, help="perturbation samples per map (default: one, no sample dimension)"
+    )
     p.add_argument("--target-nnz", type=float, default=1.0, help="AIMLE target number of non-zero gradients c")
     p.add_argument("--aimle-step", type=float, default=1e-3, help="AIMLE update step η")
     p.add_argument(
@@ -265,9 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out-dir from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace the run in --out-dir (its checkpoint and log)")
     p.add_argument("--ddp", action="store_true", help="DistributedDataParallel (launch with torchrun)")
-    p.add_argument("--solver-executor", default="none", choices=["none", "dask"])
-    p.add_argument("--scheduler", default=None, help="dask scheduler address for --solver-executor dask")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--solver-executor",
+        default="none",
+        choices=["none", "dask"],
+        help="none: the batched solver in this process; dask: the reference Dijkstra per map on a dask cluster",
+    )
+    p.add_argument("--scheduler", default=None, help="dask scheduler address of --solver-executor dask (default: none)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument(
         "--precision",
         choices=PRECISIONS,
@@ -277,23 +286,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser(
-        "full",
-        help="the papers' full recipe for one method: generate the default split once, train 50 epochs, evaluate",
+    p = command(
+        "full", "the papers' full recipe for one method: generate the default split once, train 50 epochs, evaluate"
     )
-    p.add_argument("--method", default="aimle", choices=METHODS)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=int, default=12, choices=SIZES)
-    p.add_argument("--data-dir", default="data")
+    p.add_argument("--method", default="aimle", choices=METHODS, help="gradient estimator or loss")
+    p.add_argument("--seed", type=int, default=0, help="seed of the model, data order and noise")
+    p.add_argument("--size", type=int, default=12, choices=SIZES, help="grid size K")
+    p.add_argument("--data-dir", default="data", help="root of the maps (generated there if missing)")
     p.add_argument("--out-dir", default=None, help="default runs/warcraft-full/KxK/METHOD-sSEED")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--precision", choices=PRECISIONS, default="bf16", help="default bf16 (the network only)")
-    p.add_argument("--epochs", type=int, default=50, help="default 50, the recipe's")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--precision", choices=PRECISIONS, default="bf16", help="bf16: autocast of the network only")
+    p.add_argument("--epochs", type=int, default=50, help="epochs in all (the recipe's)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_full)
 
-    p = sub.add_parser("report", help="a table over seeds and one learning-curve figure for a folder of runs")
+    p = command("report", "a table over seeds and one learning-curve figure for a folder of runs")
     p.add_argument(
         "--runs-dir",
         nargs="+",
@@ -304,29 +312,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--archive",
         default=None,
         metavar="DIR",
-        help="also copy each training run's config, log and test metrics (no weights) to DIR/RUN",
+        help="also copy each training run's config, log and test metrics (no weights) to DIR/RUN (default: no copy)",
     )
     p.add_argument("--out-dir", default="runs/warcraft-full/report", help="where the table, JSON and PNG go")
     p.add_argument("--name", default="full_12x12", help="file name stem of the outputs")
-    p.add_argument("--title", default="", help="figure title")
+    p.add_argument("--title", default="", help="figure title (default: none)")
     p.add_argument("--device", default="cpu", help="for evaluating runs without test metrics")
     p.set_defaults(func=_report)
 
-    p = sub.add_parser("evaluate", help="all metrics of a trained run on a split")
-    p.add_argument("--run-dir", default="runs/warcraft")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p = command("evaluate", "all metrics of a trained run on a split")
+    p.add_argument("--run-dir", default="runs/warcraft", help="the run's --out-dir")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="the maps to evaluate on")
     p.add_argument("--data-dir", default=None, help="default: the run's data directory")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument(
         "--checkpoint", choices=("last", "best"), default="last", help="last epoch, or best validation accuracy"
     )
     p.set_defaults(func=_evaluate)
 
-    p = sub.add_parser("plot", help="PNGs: paths over maps, cost maps, learning curves")
-    p.add_argument("--run-dir", default="runs/warcraft")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--device", default="cpu")
+    p = command("plot", "PNGs: paths over maps, cost maps, learning curves")
+    p.add_argument("--run-dir", default="runs/warcraft", help="the run's --out-dir")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="the maps to draw")
+    p.add_argument("--data-dir", default=None, help="default: the run's data directory")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--out-dir", default=None, help="default: RUN_DIR/plots")
     p.set_defaults(func=_plot)
     return parser
@@ -338,8 +346,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if getattr(args, "forward", False) and getattr(args, "central", False):
         parser.error("choose one of --forward and --central")
-    args.given = run_files.given_options(build_parser, argv)
-    run_files.run_cli(lambda: args.func(args), parser.prog)
+    args.given = common.given_options(build_parser, argv)
+    common.run_cli(lambda: args.func(args), parser.prog, threads=getattr(args, "threads", None))
 
 
 if __name__ == "__main__":

@@ -21,13 +21,15 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from difftools.solvers.grid_shortest_path import dijkstra
 from tqdm import tqdm
 
 from examples.warcraft.terrain import CELL_PIXELS, COSTS, render_maps
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "DATASET_NAME",
@@ -61,6 +63,8 @@ def _split_parts(split: str, size: int) -> tuple[str, ...]:
 # ----------------------------------------------------------------------------------- generator
 def _generate_chunk(seed: int, split_index: int, chunk_index: int, n: int, size: int):
     """Render and label one chunk; its randomness depends only on (seed, split, chunk)."""
+    from difftools.solvers.grid_shortest_path import dijkstra  # here, so that `--help` imports no torch
+
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(split_index, chunk_index)))
     maps, classes = render_maps(rng, n, size)
     weights = COSTS[classes].astype(np.float16)
@@ -249,6 +253,8 @@ def load_split(data_dir: str | os.PathLike, size: int, split: str) -> WarcraftSp
 
 def channel_statistics(maps: np.ndarray, chunk: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and std of ``maps`` (N, H, W, 3) uint8 on the [0, 1] scale (computed in chunks)."""
+    import torch
+
     total = np.zeros(3)
     squares = np.zeros(3)
     for s in range(0, len(maps), chunk):

@@ -6,15 +6,15 @@ from collections import deque
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
+from examples.common import save_figure, subplots
 from examples.warcraft.terrain import CELL_PIXELS
 
 __all__ = ["plot_paths", "plot_costs", "plot_learning_curves", "plot_runs"]
+
+DPI = 72
 
 
 def _ordered_cells(mask: np.ndarray) -> np.ndarray:
@@ -51,7 +51,7 @@ def plot_paths(
 ) -> Path:
     """Maps with the label path (white) and the predicted path (red, dashed) drawn over them."""
     n = min(len(images), columns * rows)
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         rows, columns, figsize=(2.6 * columns, 3.0 * rows + 0.4), squeeze=False, layout="constrained"
     )
     for i, ax in enumerate(axes.flat):
@@ -63,7 +63,7 @@ def plot_paths(
         _draw_path(ax, pred_paths[i] > 0, color="red", lw=1.5, ls="--", marker="x", ms=4)
         ax.set_title("optimal" if optimal[i] else "not optimal", fontsize=9, color="black" if optimal[i] else "red")
     fig.suptitle("label path (white) and predicted path (red)", fontsize=10)
-    return _save(fig, out)
+    return save_figure(fig, out, dpi=DPI, tight_layout=False)  # constrained layout
 
 
 def plot_costs(images: np.ndarray, true_costs: np.ndarray, pred_costs: np.ndarray, out: str | Path, n: int = 4) -> Path:
@@ -74,7 +74,7 @@ def plot_costs(images: np.ndarray, true_costs: np.ndarray, pred_costs: np.ndarra
     that fits it best to the true costs (least squares), with one colour scale for both.
     """
     n = min(n, len(images))
-    fig, axes = plt.subplots(n, 3, figsize=(7.8, 2.5 * n + 0.3), squeeze=False, layout="constrained")
+    fig, axes = subplots(n, 3, figsize=(7.8, 2.5 * n + 0.3), squeeze=False, layout="constrained")
     for i in range(n):
         true, pred = np.asarray(true_costs[i], dtype=np.float64), np.asarray(pred_costs[i], dtype=np.float64)
         scale = float((pred * true).sum() / max((pred * pred).sum(), 1e-12))
@@ -90,7 +90,7 @@ def plot_costs(images: np.ndarray, true_costs: np.ndarray, pred_costs: np.ndarra
     axes[0, 0].set_title("map", fontsize=10)
     axes[0, 1].set_title("true costs", fontsize=10)
     fig.suptitle("predicted costs rescaled to the true costs (costs are learned up to scale)", fontsize=10)
-    return _save(fig, out)
+    return save_figure(fig, out, dpi=DPI, tight_layout=False)  # constrained layout
 
 
 def _whole_epochs(ax) -> None:
@@ -102,7 +102,7 @@ def plot_learning_curves(history: list[dict], out: str | Path, title: str = "") 
     if not history:
         raise ValueError("plot_learning_curves: the log is empty; train at least one epoch")
     epochs = [h["epoch"] for h in history]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig, (left, right) = subplots(1, 2, figsize=(9, 3.2))
     left.plot(epochs, [h["train_loss"] for h in history], marker="o")
     left.set_xlabel("epoch")
     left.set_ylabel("train Hamming loss")
@@ -116,8 +116,7 @@ def plot_learning_curves(history: list[dict], out: str | Path, title: str = "") 
         _whole_epochs(ax)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return _save(fig, out)
+    return save_figure(fig, out, dpi=DPI)
 
 
 def plot_runs(runs: dict[str, list[list[dict]]], out: str | Path, title: str = "") -> Path:
@@ -127,9 +126,9 @@ def plot_runs(runs: dict[str, list[list[dict]]], out: str | Path, title: str = "
     """
     if not runs:
         raise ValueError("plot_runs: no runs to plot")
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4))
+    fig, (left, right) = subplots(1, 2, figsize=(13, 4))
     styles = ["-", "--", ":", "-."]
-    for colour, (label, histories) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], runs.items()):
+    for colour, (label, histories) in zip(matplotlib.rcParams["axes.prop_cycle"].by_key()["color"], runs.items()):
         for i, history in enumerate(histories):
             epochs = [h["epoch"] for h in history]
             name = f"{label} ({len(histories)} seeds)" if i == 0 and len(histories) > 1 else label if i == 0 else None
@@ -146,13 +145,4 @@ def plot_runs(runs: dict[str, list[list[dict]]], out: str | Path, title: str = "
     right.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # outside: curves end anywhere
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return _save(fig, out)
-
-
-def _save(fig, out: str | Path) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=72)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=DPI)

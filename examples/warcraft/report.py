@@ -7,7 +7,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from examples import run_files
+from examples import common
 from examples.warcraft.train import BEST, CHECKPOINT, LOG, TrainConfig, evaluate_run
 
 __all__ = ["ARCHIVE", "METRICS", "archive_runs", "describe_settings", "collect_runs", "summary_table", "write_report"]
@@ -116,7 +116,7 @@ def _record(run: Path, config: TrainConfig, epochs: int, test: dict, best: dict 
 
 
 def _training_run(run: Path, evaluate_missing: bool, device: str, include_unfinished: bool) -> dict | None:
-    checkpoint = run_files.load_checkpoint(run / CHECKPOINT)
+    checkpoint = common.load_checkpoint(run / CHECKPOINT)
     config = TrainConfig(**checkpoint["config"])
     if int(checkpoint["epoch"]) < config.epochs and not include_unfinished:
         print(f"skipping {run}: {checkpoint['epoch']} of {config.epochs} epochs trained")
@@ -129,14 +129,14 @@ def _training_run(run: Path, evaluate_missing: bool, device: str, include_unfini
     best = None
     if (run / BEST).exists():
         best_path = run / "test_metrics_best.json"
-        best_epoch = int(run_files.load_checkpoint(run / BEST)["epoch"])
+        best_epoch = int(common.load_checkpoint(run / BEST)["epoch"])
         if not best_path.exists() or json.loads(best_path.read_text())["epochs"] != best_epoch:
             if not evaluate_missing:
                 raise FileNotFoundError(f"{best_path} is missing or stale; run evaluate --checkpoint best")
             evaluate_run(run, "test", device=device, which="best")
         best = json.loads(best_path.read_text())
     test = json.loads(metrics_path.read_text())
-    return _record(run, config, int(checkpoint["epoch"]), test, best, run_files.read_log(run / LOG))
+    return _record(run, config, int(checkpoint["epoch"]), test, best, common.read_log(run / LOG))
 
 
 def _archived_run(run: Path) -> dict:
@@ -149,7 +149,7 @@ def _archived_run(run: Path) -> dict:
         raise ValueError(f"{run}: not a readable archived run ({error})") from error
     best_path = run / "test_metrics_best.json"
     best = json.loads(best_path.read_text()) if best_path.exists() else None
-    history = run_files.read_log(run / LOG) if (run / LOG).exists() else []
+    history = common.read_log(run / LOG) if (run / LOG).exists() else []
     record = _record(run, config, int(saved["epochs"]), test, best, history)
     if not history:  # a log that was not kept: the wall time as recorded with the run
         record["elapsed_seconds"] = saved.get("elapsed_seconds")
@@ -168,10 +168,10 @@ def archive_runs(runs: list[dict], out_dir: str | Path) -> list[Path]:
         dest = Path(out_dir, run.name)
         dest.mkdir(parents=True, exist_ok=True)
         saved = {"config": r["config"], "epochs": r["epochs"], "note": r["note"]}
-        run_files.atomic_write_bytes(dest / ARCHIVE, (json.dumps(saved, indent=2) + "\n").encode())
+        common.write_json(dest / ARCHIVE, saved)
         for name in (LOG, *METRIC_FILES):
             if (run / name).exists():
-                run_files.atomic_write_bytes(dest / name, (run / name).read_bytes())
+                common.atomic_write_bytes(dest / name, (run / name).read_bytes())
         written.append(dest)
     return written
 
@@ -257,7 +257,7 @@ def write_report(runs: list[dict], out_dir: str | Path, name: str, title: str = 
     table.write_text(summary_table(runs) + "\n")
     summary = out_dir / f"{name}.json"
     per_run = [{k: v for k, v in r.items() if k not in ("history", "config")} for r in runs]
-    summary.write_text(json.dumps(per_run, indent=2) + "\n")
+    common.write_json(summary, per_run)
     curves: dict[str, list[list[dict]]] = defaultdict(list)
     precisions = {r["precision"] for r in runs}
     for r in (r for r in runs if r["history"]):  # archived runs whose log was not kept have no curve

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,8 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 import difftools
-from examples import run_files
+from examples import common
+from examples.warcraft.config import METHODS, PRECISIONS, TrainConfig
 from examples.warcraft.data import WarcraftSplit, channel_statistics, load_split
 from examples.warcraft.metrics import warcraft_metrics
 from examples.warcraft.model import CombResNet18
@@ -44,7 +44,7 @@ __all__ = [
     "PRECISIONS",
     "build_solver",
     "build_method",
-    "hamming_loss",
+    "hamming_distance",
     "train",
     "load_checkpoint",
     "predict",
@@ -54,78 +54,10 @@ __all__ = [
     "format_table",
 ]
 
-METHODS = ("aimle", "aimle-forward", "imle", "blackbox", "perturbed-fy", "spo+")
-PRECISIONS = ("fp32", "bf16")
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"  # the model of the epoch with the best validation optimal-cost accuracy
 CHECKPOINTS = {"last": CHECKPOINT, "best": BEST}
 LOG = "log.jsonl"
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run depends on; stored in the checkpoint as a plain dict."""
-
-    data_dir: str = "data"
-    size: int = 12
-    method: str = "aimle"
-    difference: str | None = None  # "central" or "forward"; default: central for AIMLE, forward for I-MLE
-    epochs: int = 50
-    batch_size: int = 70
-    lr: float = 5e-4
-    milestones: list[int] = field(default_factory=lambda: [30, 40])
-    lr_decay: float = 0.1
-    seed: int = 0
-    device: str = "cpu"
-    out_dir: str = "runs/warcraft"
-    train_maps: int | None = None  # use only the first N training maps
-    lam: float = 20.0  # λ of I-MLE and Blackbox
-    noise: str = "gumbel"  # perturbation of AIMLE / I-MLE: "gumbel", "sum-of-gamma" or "none"
-    noise_temperature: float = 1.0
-    samples: int | None = None  # perturbation samples per instance (AIMLE / I-MLE / Perturbed)
-    target_nnz: float = 1.0  # AIMLE's c
-    aimle_step: float = 1e-3  # AIMLE's η
-    aimle_controller: str = "paper"  # AIMLE's λ controller: "paper" (Eq. 10) or "fast"
-    lam_scope: str = "example"  # AIMLE's λ (Eq. 8) per example, or one per batch (the reference code)
-    sigma: float = 1.0  # Perturbed's noise scale
-    solver_executor: str = "none"  # "none" (batched torch solver) or "dask" (reference Dijkstra per map)
-    scheduler_address: str | None = None
-    precision: str = "fp32"  # "fp32" or "bf16": autocast of the network only; solver and loss stay fp32
-    ddp: bool = False
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.method == "aimle-forward":
-            self.method, self.difference = "aimle", "forward"
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        if self.difference is None and self.method in ("aimle", "imle"):
-            self.difference = "central" if self.method == "aimle" else "forward"
-        if self.difference not in (None, "central", "forward"):
-            raise ValueError(f"difference must be 'central' or 'forward', got {self.difference!r}")
-        if self.noise not in ("gumbel", "sum-of-gamma", "none"):
-            raise ValueError(f"noise must be 'gumbel', 'sum-of-gamma' or 'none', got {self.noise!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.solver_executor not in ("none", "dask"):
-            raise ValueError(f"solver_executor must be 'none' or 'dask', got {self.solver_executor!r}")
-        if self.solver_executor == "dask" and not self.scheduler_address:
-            raise ValueError("solver_executor='dask' needs a scheduler address (--scheduler tcp://HOST:PORT)")
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-
-    @property
-    def label(self) -> str:
-        """Human-readable method name, e.g. ``AIMLE (central)``."""
-        names = {
-            "aimle": "AIMLE",
-            "imle": "I-MLE",
-            "blackbox": "Blackbox",
-            "perturbed-fy": "Perturbed + FY",
-            "spo+": "SPO+",
-        }
-        return names[self.method] + (f" ({self.difference})" if self.difference else "")
 
 
 class TimedSolver(difftools.SolverWrapper):
@@ -184,34 +116,34 @@ def _noise(config: TrainConfig) -> difftools.Noise | None:
 def build_method(config: TrainConfig, solver: Any, generator: torch.Generator | None) -> tuple[nn.Module, Any]:
     """``(module, loss)``: the method's module (holding its buffers) and ``loss(theta, batch) -> scalar``.
 
-    For the layer methods the module maps θ to a path and the loss is the Hamming loss of that
-    path; Perturbed + Fenchel-Young and SPO+ are losses on θ directly.
+    For the layer methods the module maps θ to a path and the loss is the Hamming distance of that
+    path to the label (:func:`hamming_distance`); Perturbed + Fenchel-Young and SPO+ are losses on θ directly.
     """
-    if config.method in ("aimle", "imle"):
-        common = dict(
-            samples=config.samples,
-            central=config.difference == "central",
-            noise=_noise(config),
-            noise_temperature=config.noise_temperature,
-            generator=generator,
-        )
-        if config.method == "aimle":
-            layer = difftools.AIMLE(
-                solver,
-                target_nnz=config.target_nnz,
-                step=config.aimle_step,
-                controller=config.aimle_controller,
-                lam_scope=config.lam_scope,
-                **common,
-            )
-        else:
-            layer = difftools.IMLE(solver, lam=config.lam, **common)
-        return layer, lambda theta, batch: hamming_loss(layer(theta), batch["paths"])
-    if config.method == "blackbox":
-        layer = difftools.Blackbox(solver, lam=config.lam)
-        return layer, lambda theta, batch: hamming_loss(layer(theta), batch["paths"])
+    perturbation = dict(
+        samples=config.samples,
+        central=config.difference == "central",
+        noise=_noise(config),
+        noise_temperature=config.noise_temperature,
+        generator=generator,
+    )
+    layers = {
+        "aimle": dict(
+            perturbation,
+            target_nnz=config.target_nnz,
+            step=config.aimle_step,
+            controller=config.aimle_controller,
+            lam_scope=config.lam_scope,
+        ),
+        "imle": dict(perturbation, lam=config.lam),
+        "blackbox": dict(lam=config.lam),
+    }
+    if config.method in layers:
+        layer = common.make_estimator(config.method, solver, **layers[config.method])
+        return layer, lambda theta, batch: hamming_distance(layer(theta), batch["paths"])
     if config.method == "perturbed-fy":
-        perturbed = difftools.Perturbed(solver, sigma=config.sigma, samples=config.samples or 1, generator=generator)
+        perturbed = common.make_estimator(
+            "perturbed", solver, sigma=config.sigma, samples=config.samples or 1, generator=generator
+        )
         fy = difftools.FenchelYoungLoss(perturbed)
         return fy, lambda theta, batch: fy(theta, batch["paths"])
     # SPO+ needs the true costs; the label is an optimal solution for them.
@@ -219,14 +151,27 @@ def build_method(config: TrainConfig, solver: Any, generator: torch.Generator | 
     return spo, lambda theta, batch: spo(theta, batch["weights"], solution=batch["paths"])
 
 
-def hamming_loss(out: Tensor, target: Tensor) -> Tensor:
-    """The papers' Hamming loss: wrong cells summed per map, averaged over maps (and samples).
+def hamming_distance(out: Tensor, target: Tensor) -> Tensor:
+    """The papers' loss: the Hamming distance of each path to its label (wrong cells), averaged over maps.
 
-    ``out`` is ``[*S, B, K, K]``. This is K² times :func:`difftools.hamming_loss` (which averages
-    over cells); the scale matters because it sets the size of λ·∇f for Blackbox and I-MLE.
+    ``out`` is ``[*S, B, K, K]``; the mean is over maps and samples. This is K² times
+    :func:`difftools.hamming_loss`, the fraction of wrong cells; the scale matters because it sets
+    the size of λ·∇f for Blackbox and I-MLE.
     """
     cells = out.shape[-1] * out.shape[-2]
     return cells * difftools.hamming_loss(out, target, event_dim=2)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "hamming_loss":  # renamed: it shadowed difftools.hamming_loss at K² times its scale
+        warnings.warn(
+            "examples.warcraft.train.hamming_loss is deprecated and will be removed in the next release; it is "
+            "hamming_distance (K² times difftools.hamming_loss)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return hamming_distance
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ------------------------------------------------------------------------------------- data
@@ -299,7 +244,7 @@ def load_checkpoint(run_dir: str | os.PathLike, map_location: str | torch.device
     if which not in CHECKPOINTS:
         raise ValueError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, got {which!r}")
     hint = f"train first with `python -m examples.warcraft train --out-dir {run_dir}`"
-    return run_files.load_checkpoint(Path(run_dir) / CHECKPOINTS[which], map_location, hint=hint)
+    return common.load_checkpoint(Path(run_dir) / CHECKPOINTS[which], map_location, hint=hint)
 
 
 # ---------------------------------------------------------------------------------- training
@@ -337,7 +282,7 @@ def train(
     out = Path(config.out_dir)
     checkpoint = None
     if not config.ddp or int(os.environ.get("RANK", "0")) == 0:
-        run_files.prepare_run_dir(out, [CHECKPOINT, LOG, BEST], resume, overwrite)
+        common.prepare_run_dir(out, [CHECKPOINT, LOG, BEST], resume, overwrite)
     if resume:
         checkpoint = load_checkpoint(out)
         saved = TrainConfig(**checkpoint["config"])
@@ -346,14 +291,14 @@ def train(
             given = [
                 f.name for f in dataclasses.fields(TrainConfig) if getattr(config, f.name) != getattr(defaults, f.name)
             ]
-        checked = [name for name in given if name not in RESUMABLE_CHANGES and name != "out_dir"]
-        differences = run_files.settings_differences(dataclasses.asdict(saved), dataclasses.asdict(config), checked)
-        if differences:
-            raise ValueError(
-                f"--resume: {out} was trained with other settings ({'; '.join(differences)}). Only "
-                "--epochs, --device, --precision and --no-progress may change on resume; drop the others, "
-                "or start a new run in another --out-dir"
-            )
+        common.refuse_other_settings(
+            out,
+            dataclasses.asdict(saved),
+            dataclasses.asdict(config),
+            [name for name in given if name not in RESUMABLE_CHANGES and name != "out_dir"],
+            may_change="--epochs, --device, --precision and --no-progress",
+            advice="; drop the others, or start a new run in another --out-dir",
+        )
         done = int(checkpoint["epoch"])
         if config.precision != saved.precision:
             print(
@@ -411,7 +356,7 @@ def _train(
         torch.set_rng_state(checkpoint["rng"]["torch"])
         history, start_epoch = list(checkpoint["history"]), int(checkpoint["epoch"])
     if lead:
-        run_files.rewrite_log(out / LOG, history)  # drops any epoch logged after the last checkpoint
+        common.rewrite_log(out / LOG, history)  # drops any epoch logged after the last checkpoint
     sampler = DistributedSampler(range(len(train_maps)), num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
     local_batch = config.batch_size // world
     steps = math.ceil(len(sampler) / local_batch)
@@ -461,7 +406,7 @@ def _train(
         if hasattr(layer, "alpha"):
             record["aimle_alpha"] = float(layer.alpha)
         history.append(record)
-        run_files.append_log(out / LOG, record)
+        common.append_log(out / LOG, record)
         print(
             f"epoch {epoch + 1:3d}/{config.epochs}  loss {record['train_loss']:.3f}  "
             f"val optimal-cost {val['optimal_cost']:.3f}  perfect {val['perfect_match']:.3f}  "
@@ -482,8 +427,8 @@ def _train(
         if val["optimal_cost"] > max((h["val_optimal_cost"] for h in history[:-1]), default=-1.0):
             # Written before the last checkpoint: a kill in between leaves a best.pt that the resumed
             # run would write again, never a last checkpoint whose best epoch has no best.pt.
-            run_files.save_checkpoint(out / BEST, state)
-        run_files.save_checkpoint(out / CHECKPOINT, state)
+            common.save_checkpoint(out / BEST, state)
+        common.save_checkpoint(out / CHECKPOINT, state)
     if config.ddp:
         dist.barrier()
     return history
@@ -547,7 +492,7 @@ def evaluate_run(
         # Perfect match can only be expected where the label is the only shortest path.
         result["unique_fraction"] = float(split_data.unique.mean())
     name = f"{split}_metrics.json" if which == "last" else f"{split}_metrics_{which}.json"
-    Path(run_dir, name).write_text(json.dumps(result, indent=2) + "\n")
+    common.write_json(Path(run_dir, name), result)
     return result
 
 

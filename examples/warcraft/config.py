@@ -1,0 +1,76 @@
+"""Settings of a Warcraft run: methods, precisions and :class:`TrainConfig` (no torch: ``--help`` stays quick)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["METHODS", "PRECISIONS", "TrainConfig"]
+
+METHODS = ("aimle", "aimle-forward", "imle", "blackbox", "perturbed-fy", "spo+")
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; stored in the checkpoint as a plain dict."""
+
+    data_dir: str = "data"
+    size: int = 12
+    method: str = "aimle"
+    difference: str | None = None  # "central" or "forward"; default: central for AIMLE, forward for I-MLE
+    epochs: int = 50
+    batch_size: int = 70
+    lr: float = 5e-4
+    milestones: list[int] = field(default_factory=lambda: [30, 40])
+    lr_decay: float = 0.1
+    seed: int = 0
+    device: str = "cpu"
+    out_dir: str = "runs/warcraft"
+    train_maps: int | None = None  # use only the first N training maps
+    lam: float = 20.0  # λ of I-MLE and Blackbox
+    noise: str = "gumbel"  # perturbation of AIMLE / I-MLE: "gumbel", "sum-of-gamma" or "none"
+    noise_temperature: float = 1.0
+    samples: int | None = None  # perturbation samples per instance (AIMLE / I-MLE / Perturbed)
+    target_nnz: float = 1.0  # AIMLE's c
+    aimle_step: float = 1e-3  # AIMLE's η
+    aimle_controller: str = "paper"  # AIMLE's λ controller: "paper" (Eq. 10) or "fast"
+    lam_scope: str = "example"  # AIMLE's λ (Eq. 8) per example, or one per batch (the reference code)
+    sigma: float = 1.0  # Perturbed's noise scale
+    solver_executor: str = "none"  # "none" (batched torch solver) or "dask" (reference Dijkstra per map)
+    scheduler_address: str | None = None
+    precision: str = "fp32"  # "fp32" or "bf16": autocast of the network only; solver and loss stay fp32
+    ddp: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.method == "aimle-forward":
+            self.method, self.difference = "aimle", "forward"
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.difference is None and self.method in ("aimle", "imle"):
+            self.difference = "central" if self.method == "aimle" else "forward"
+        if self.difference not in (None, "central", "forward"):
+            raise ValueError(f"difference must be 'central' or 'forward', got {self.difference!r}")
+        if self.noise not in ("gumbel", "sum-of-gamma", "none"):
+            raise ValueError(f"noise must be 'gumbel', 'sum-of-gamma' or 'none', got {self.noise!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.solver_executor not in ("none", "dask"):
+            raise ValueError(f"solver_executor must be 'none' or 'dask', got {self.solver_executor!r}")
+        if self.solver_executor == "dask" and not self.scheduler_address:
+            raise ValueError("solver_executor='dask' needs a scheduler address (--scheduler tcp://HOST:PORT)")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+
+    @property
+    def label(self) -> str:
+        """Human-readable method name, e.g. ``AIMLE (central)``."""
+        names = {
+            "aimle": "AIMLE",
+            "imle": "I-MLE",
+            "blackbox": "Blackbox",
+            "perturbed-fy": "Perturbed + FY",
+            "spo+": "SPO+",
+        }
+        return names[self.method] + (f" ({self.difference})" if self.difference else "")
