@@ -17,7 +17,7 @@ on a subset of the instances; the row says how many. Grid rows repeat this in in
 and report the median of each time over the rounds.
 
 The grid rows use a lean heapq Dijkstra (:func:`lean_dijkstra`, what a careful Python user would
-write) and networkx as baselines, never the labelling :func:`difftools.solvers.grid_shortest_path.dijkstra`
+write) and networkx as baselines, never the labelling :func:`examples.warcraft.labelling.dijkstra` of the Warcraft data
 (reference tie-break, path counting, uniqueness flag), which does much more work per map. That
 labeller is timed against the lean one in the same loop, and its factor is printed as its own row.
 """
@@ -34,8 +34,10 @@ from typing import NamedTuple
 import networkx as nx
 import numpy as np
 import torch
-from difftools.solvers.grid_shortest_path import GridShortestPath, dijkstra, grid_neighbours
+from difftools.solvers.grid_shortest_path import GridShortestPath, grid_neighbours
 from difftools.solvers.spanning_tree import SpanningTree
+
+from examples.warcraft.labelling import dijkstra
 
 # Warcraft terrain costs and their rough frequencies (see the Warcraft spec); cells are drawn
 # independently, which gives longer, more winding shortest paths than the blob-shaped maps.

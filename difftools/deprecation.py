@@ -23,6 +23,16 @@ def forward_moved_names(old: str, new: str | Mapping[str, str]) -> Callable[[str
             DeprecationWarning,
             stacklevel=2,
         )
-        return getattr(importlib.import_module(target), name)
+        try:
+            module = importlib.import_module(target)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not target.startswith(exc.name):
+                raise
+            # e.g. a name that moved to the repository's examples/, which an installed wheel does not ship
+            raise ImportError(
+                f"{old}.{name} moved to {target}, which cannot be imported here ({exc}); "
+                "run from the root of a checkout of the repository"
+            ) from exc
+        return getattr(module, name)
 
     return module_getattr

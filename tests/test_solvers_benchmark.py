@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from difftools.solvers.grid_shortest_path import GridShortestPath, dijkstra
+from difftools.solvers.grid_shortest_path import GridShortestPath
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +20,7 @@ from benchmarks.solvers import (
     lean_dijkstra,
     warcraft_costs,
 )
+from examples.warcraft.labelling import dijkstra
 from tests.test_solvers_grid import WARCRAFT_COSTS, is_simple_path
 
 

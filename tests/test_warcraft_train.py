@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
-from difftools.solvers.grid_shortest_path import dijkstra
 
 import difftools
 from examples.warcraft.__main__ import main
+from examples.warcraft.labelling import dijkstra
 from examples.warcraft.train import TrainConfig, build_method, build_solver, hamming_loss, train
 
 TRAIN = ["--batch-size", "14", "--milestones", "1", "--no-progress", "--threads", "1"]

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from difftools.solvers.grid_shortest_path import dijkstra
 from tqdm import tqdm
 
+from examples.warcraft.labelling import dijkstra
 from examples.warcraft.terrain import CELL_PIXELS, COSTS, render_maps
 
 __all__ = [

@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from difftools.solvers.grid_shortest_path import dijkstra
 from torch import Tensor, nn
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
@@ -32,6 +31,7 @@ from tqdm import tqdm
 import difftools
 from examples import run_files
 from examples.warcraft.data import WarcraftSplit, channel_statistics, load_split
+from examples.warcraft.labelling import dijkstra
 from examples.warcraft.metrics import warcraft_metrics
 from examples.warcraft.model import CombResNet18
 
