@@ -87,7 +87,7 @@ class TrainConfig:
     aimle_step: float = 1e-3  # AIMLE's η
     aimle_controller: str = "paper"  # AIMLE's λ controller: "paper" (Eq. 10) or "fast"
     lam_scope: str = "example"  # AIMLE's λ (Eq. 8) per example, or one per batch (the reference code)
-    sigma: float = 1.0  # Perturbed's noise scale
+    sigma: float = 1.0  # Perturbed's noise scale (its noise_temperature), for perturbed-fy
     solver_executor: str = "none"  # "none" (batched torch solver) or "dask" (reference Dijkstra per map)
     scheduler_address: str | None = None
     precision: str = "fp32"  # "fp32" or "bf16": autocast of the network only; solver and loss stay fp32
@@ -211,7 +211,8 @@ def build_method(config: TrainConfig, solver: Any, generator: torch.Generator | 
         layer = difftools.Blackbox(solver, lam=config.lam)
         return layer, lambda theta, batch: hamming_loss(layer(theta), batch["paths"])
     if config.method == "perturbed-fy":
-        perturbed = difftools.Perturbed(solver, sigma=config.sigma, samples=config.samples or 1, generator=generator)
+        samples = config.samples or 1
+        perturbed = difftools.Perturbed(solver, noise_temperature=config.sigma, samples=samples, generator=generator)
         fy = difftools.FenchelYoungLoss(perturbed)
         return fy, lambda theta, batch: fy(theta, batch["paths"])
     # SPO+ needs the true costs; the label is an optimal solution for them.
