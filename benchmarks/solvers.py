@@ -17,7 +17,7 @@ on a subset of the instances; the row says how many. Grid rows repeat this in in
 and report the median of each time over the rounds.
 
 The grid rows use a lean heapq Dijkstra (:func:`lean_dijkstra`, what a careful Python user would
-write) and networkx as baselines, never the labelling :func:`difftools.solvers.grid_shortest_path.dijkstra`
+write) and networkx as baselines, never the labelling :func:`examples.warcraft.labelling.dijkstra` of the Warcraft data
 (reference tie-break, path counting, uniqueness flag), which does much more work per map. That
 labeller is timed against the lean one in the same loop, and its factor is printed as its own row.
 """
@@ -34,8 +34,10 @@ from typing import NamedTuple
 import networkx as nx
 import numpy as np
 import torch
-from difftools.solvers.grid_shortest_path import GridShortestPath, dijkstra, grid_neighbours
+from difftools.solvers.grid_shortest_path import GridShortestPath, grid_neighbours
 from difftools.solvers.spanning_tree import SpanningTree
+
+from examples.warcraft.labelling import dijkstra
 
 # Warcraft terrain costs and their rough frequencies (see the Warcraft spec); cells are drawn
 # independently, which gives longer, more winding shortest paths than the blob-shaped maps.
@@ -177,16 +179,36 @@ def networkx_grid_path(graph: nx.DiGraph, costs: np.ndarray) -> tuple[float, np.
     return length + costs[0, 0], mask
 
 
+def grid_costs(solver: GridShortestPath, costs: np.ndarray, graph: nx.DiGraph) -> dict[str, np.ndarray]:
+    """Optimal path cost of each map ``[B, H, W]`` by each of the four solvers of the grid rows.
+
+    Ours and the labeller report their cost; the lean Dijkstra and networkx are scored by the
+    cost of the path they return (so a wrong path, not only a wrong number, shows).
+    """
+    return {
+        "ours": solver.solve(torch.from_numpy(costs)).cost.numpy(),
+        "lean heapq": np.array([float((lean_dijkstra(c) * c).sum()) for c in costs]),
+        "networkx": np.array([float((networkx_grid_path(graph, c)[1] * c).sum()) for c in costs]),
+        "labelling": np.array([dijkstra(c).cost for c in costs]),
+    }
+
+
 def check_grid_costs(solver: GridShortestPath, costs: np.ndarray, graph: nx.DiGraph) -> None:
     """The four solvers agree on the optimal costs (so the timings compare like with like)."""
-    ours = solver.solve(torch.from_numpy(costs)).cost.numpy()
-    for mine, c in zip(ours, costs):
-        lean, labelling = float((lean_dijkstra(c) * c).sum()), dijkstra(c).cost
-        networkx, _ = networkx_grid_path(graph, c)
-        if not all(np.isclose(other, lean, rtol=1e-9) for other in (mine, labelling, networkx)):
-            raise AssertionError(
-                f"optimal costs disagree: ours {mine}, lean heapq {lean}, labelling {labelling}, networkx {networkx}"
-            )
+    found = grid_costs(solver, costs, graph)
+    reference = found["lean heapq"]
+    for name, values in found.items():
+        if not np.allclose(values, reference, rtol=1e-12, atol=0):
+            raise AssertionError(f"optimal costs disagree: {name} {values.tolist()}, lean heapq {reference.tolist()}")
+
+
+def check_spanning_trees(ours: SpanningTree, networkx: SpanningTree, theta: torch.Tensor) -> None:
+    """Both back-ends return the same maximum spanning tree of every instance (normal weights: it is unique)."""
+    mine = ours(theta).cpu()
+    theirs = torch.stack([networkx(t) for t in theta.cpu()])
+    if not torch.equal(mine, theirs):
+        bad = (mine != theirs).any(-1).nonzero().flatten().tolist()
+        raise AssertionError(f"spanning trees disagree on instances {bad}")
 
 
 def grid_graph(side: int, neighbourhood: int = 8) -> nx.DiGraph:
@@ -241,7 +263,10 @@ def bench_grid_shortest_path(
 def bench_spanning_tree(
     device: str, quick: bool, cases: tuple[tuple[int, int], ...] = ((10, 128),), baseline_instances: int | None = None
 ) -> list[Row]:
-    """SpanningTree (batched torch Prim) vs networkx Kruskal per instance, on complete graphs."""
+    """SpanningTree (batched torch Prim) vs networkx Kruskal per instance, on complete graphs.
+
+    Before timing, both must return the same trees on the instances the baseline is timed on.
+    """
     repeats = 3 if quick else 10
     ours_solver, networkx_solver = SpanningTree("torch"), SpanningTree("networkx")
     rows = []
@@ -251,6 +276,7 @@ def bench_spanning_tree(
             best_time(partial(ours_solver, theta.to(device)), repeats, device, budget_s=0.1 if quick else 1.0) / batch
         )
         timed = min(batch, baseline_instances or batch)
+        check_spanning_trees(ours_solver, networkx_solver, theta[:timed])
         baseline = best_time_each(networkx_solver, theta[:timed], 1 if quick else 3)
         rows.append(
             Row("spanning_tree", f"n={n}, B={batch}", ours * 1e3, "networkx kruskal", baseline * 1e3, f"{timed}")

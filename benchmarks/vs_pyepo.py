@@ -303,7 +303,7 @@ def dt_methods(problem: Problem, solver: Any | None = None) -> dict[str, Callabl
         "SPO+": lambda: (lambda spop: lambda cp, c, w, z: spop(cp, c, solution=w))(dt.SPOPlusLoss(s)),
         "DBB": lambda: _dt_layer_loss(dt.Blackbox(s, lam=10)),
         "PFY": lambda: (lambda fy: lambda cp, c, w, z: fy(cp, w))(
-            dt.FenchelYoungLoss(dt.Perturbed(s, sigma=1.0, samples=10))
+            dt.FenchelYoungLoss(dt.Perturbed(s, noise_temperature=1.0, samples=10))
         ),
         "I-MLE": lambda: _dt_layer_loss(dt.IMLE(s, lam=10, samples=10, noise=dt.SumOfGamma(5), central=False)),
         "AIMLE (defaults)": lambda: _dt_layer_loss(dt.AIMLE(s)),

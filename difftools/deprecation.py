@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["forward_moved_names"]
+__all__ = ["forward_moved_names", "renamed_keyword"]
 
 
 def forward_moved_names(old: str, new: str | Mapping[str, str]) -> Callable[[str], Any]:
@@ -23,6 +23,37 @@ def forward_moved_names(old: str, new: str | Mapping[str, str]) -> Callable[[str
             DeprecationWarning,
             stacklevel=2,
         )
-        return getattr(importlib.import_module(target), name)
+        try:
+            module = importlib.import_module(target)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not target.startswith(exc.name):
+                raise
+            # e.g. a name that moved to the repository's examples/, which an installed wheel does not ship
+            raise ImportError(
+                f"{old}.{name} moved to {target}, which cannot be imported here ({exc}); "
+                "run from the root of a checkout of the repository"
+            ) from exc
+        return getattr(module, name)
 
     return module_getattr
+
+
+def renamed_keyword(owner: str, options: dict[str, Any], old: str, new: str, value: Any, default: Any) -> Any:
+    """The value of keyword ``new``, taking it from the deprecated name ``old`` in ``options`` (popped) if given.
+
+    Call from the ``__init__`` that received ``old`` in its ``**options``: the DeprecationWarning points
+    at that ``__init__``'s caller. Passing both names is a TypeError unless ``new`` kept its ``default``
+    (which cannot be told apart from not passing it). Removed in the next release, with ``old``.
+    """
+    if old not in options:
+        return value
+    old_value = options.pop(old)
+    if value != default:
+        raise TypeError(f"{owner}: pass {new} only ({old} is its deprecated name), got both")
+    warnings.warn(
+        f"{owner}: the keyword {old} is deprecated and will be removed in the next release; "
+        f"pass {new}={old_value!r} instead",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return old_value

@@ -56,7 +56,7 @@ class FenchelYoungLoss(nn.Module):
     """Perturbed Fenchel–Young loss (Berthet et al., NeurIPS 2020) around a :class:`~difftools.Perturbed` layer.
 
     In max form (θ ← −θ for a ``"min"`` solver, so θ are costs there), with ``z_s = MAP(θ + σε_s)``
-    the layer's samples and y the target solution, the value is
+    the layer's samples (σ its ``noise_temperature``) and y the target solution, the value is
 
         L(θ; y) = (1/S) Σ_s ⟨θ + σε_s, z_s − y⟩,
 
@@ -77,7 +77,7 @@ class FenchelYoungLoss(nn.Module):
         if not isinstance(perturbed, Perturbed):
             raise TypeError(
                 "FenchelYoungLoss: perturbed must be a difftools.Perturbed layer, e.g. "
-                f"FenchelYoungLoss(Perturbed(solver, sigma=1.0, samples=10)), got {perturbed!r}"
+                f"FenchelYoungLoss(Perturbed(solver, noise_temperature=1.0, samples=10)), got {perturbed!r}"
             )
         if perturbed.baseline:
             # The loss never runs the layer's backward, where the baseline acts: refuse it rather than ignore it.
@@ -93,7 +93,7 @@ class FenchelYoungLoss(nn.Module):
         eps, z = layer.perturb_and_map(theta, **context)
         target = _check_solution(target, theta, "target", "FenchelYoungLoss")
         theta_max = max_form(theta, layer.sense)
-        value = event_sum((theta_max + layer.sigma * eps) * (z - target), layer.event_dim).mean(0)
+        value = event_sum((theta_max + layer.noise_temperature * eps) * (z - target), layer.event_dim).mean(0)
         return reduce_loss(value, self.reduction)
 
     def extra_repr(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,10 +17,16 @@ def python_blocks(path: str | Path) -> list[str]:
     return _BLOCK.findall(text)
 
 
-def run_blocks(path: str | Path) -> dict:
-    """Execute all ```python blocks of a page in one namespace (like a notebook); return it."""
+def run_blocks(path: str | Path, after: Callable[[int, dict], None] | None = None) -> dict:
+    """Execute all ```python blocks of a page in one namespace (like a notebook); return it.
+
+    ``after(i, namespace)``, if given, runs after block ``i``: to check a value before a later block
+    rebinds its name.
+    """
     namespace: dict = {"__name__": "__docs__"}
     for i, block in enumerate(python_blocks(path)):
         code = compile(block, f"{path}[block {i}]", "exec")
         exec(code, namespace)
+        if after is not None:
+            after(i, namespace)
     return namespace

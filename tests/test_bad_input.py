@@ -200,7 +200,12 @@ CASES: list[tuple[str, Callable[[], Any], type, str]] = [
     ("samples-zero", lambda: dt.AIMLE("argmax", samples=0), ValueError, "samples must be None or a positive int"),
     ("samples-str", lambda: dt.IMLE("argmax", samples="4"), ValueError, "samples must be None or a positive int"),
     ("noise-class-not-instance", lambda: dt.AIMLE("argmax", noise=dt.Gumbel), TypeError, "noise must be a"),
-    ("ScoreFunction-sigma-str", lambda: dt.ScoreFunction("argmax", sigma="1"), TypeError, "sigma must be a number"),
+    (
+        "ScoreFunction-noise_temperature-str",
+        lambda: dt.ScoreFunction("argmax", noise_temperature="1"),
+        TypeError,
+        "ScoreFunction: noise_temperature must be a number",
+    ),
     ("Perturbed-baseline-str", lambda: dt.Perturbed("argmax", baseline="yes"), TypeError, "baseline must be True"),
     ("Perturbed-noise-None", lambda: dt.Perturbed("argmax", noise=None), TypeError, "closed-form score"),
     ("FenchelYoung-not-Perturbed", lambda: dt.FenchelYoungLoss(dt.AIMLE("argmax")), TypeError, "FenchelYoungLoss("),

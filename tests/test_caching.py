@@ -204,7 +204,7 @@ def test_caching_works_inside_every_kind_of_consumer():
         difftools.AIMLE(layer, samples=3),
         difftools.IMLE(layer, lam=1.0),
         difftools.Blackbox(layer),
-        difftools.Perturbed(layer, sigma=0.5, samples=3),
+        difftools.Perturbed(layer, noise_temperature=0.5, samples=3),
     ):
         out = consumer(theta)
         out.sum().backward()

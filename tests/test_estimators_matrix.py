@@ -33,7 +33,7 @@ LAYERS: dict[str, tuple[Callable, bool]] = {
     "AIMLE": (lambda s, n: AIMLE(s, samples=n, initial_alpha=1.0, generator=_gen()), True),
     "IMLE": (lambda s, n: IMLE(s, samples=n, lam=2.0, generator=_gen()), True),
     "Blackbox": (lambda s, n: Blackbox(s, lam=5.0), False),
-    "Perturbed": (lambda s, n: Perturbed(s, samples=n, sigma=0.5, generator=_gen()), False),
+    "Perturbed": (lambda s, n: Perturbed(s, samples=n, noise_temperature=0.5, generator=_gen()), False),
     "STE": (lambda s, n: STE(s, noise=Gumbel(), samples=n, generator=_gen()), True),
     "ScoreFunction": (lambda s, n: ScoreFunction(s, samples=n, generator=_gen()), True),
 }
@@ -85,7 +85,7 @@ def test_losses_run_on_every_solver(name, flip):
     solver, theta, context = _oriented(name, flip)
     target = solver(theta.detach(), **context)
     theta_hat = (theta + 0.3 * torch.randn(theta.shape, generator=_gen(2), dtype=theta.dtype)).requires_grad_(True)
-    fy = FenchelYoungLoss(Perturbed(solver, samples=3, sigma=0.5, generator=_gen()), reduction="none")
+    fy = FenchelYoungLoss(Perturbed(solver, samples=3, noise_temperature=0.5, generator=_gen()), reduction="none")
     spo = SPOPlusLoss(solver, reduction="none")
     for value in (fy(theta_hat, target, **context), spo(theta_hat, theta, **context)):
         assert value.shape == theta.shape[:1]

@@ -7,7 +7,7 @@ import torch
 from difftools.solvers.topk import argmax
 
 import difftools
-from difftools import FenchelYoungLoss, Gumbel, Normal, Perturbed
+from difftools import FenchelYoungLoss, Gumbel, Normal, Perturbed, ScoreFunction
 from tests.estimators_cases import Flipped
 
 THETA = torch.tensor([0.5, -0.3, 1.2, 0.0], dtype=torch.float64)
@@ -27,7 +27,7 @@ def _jacobian(layer: Perturbed, theta: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("sigma", [0.7, 1.5])
 def test_gumbel_argmax_value_and_jacobian_match_softmax(sigma):
-    layer = Perturbed(argmax, sigma=sigma, samples=40_000, noise=Gumbel(), generator=_gen())
+    layer = Perturbed(argmax, noise_temperature=sigma, samples=40_000, noise=Gumbel(), generator=_gen())
     p = torch.softmax(THETA / sigma, -1)
     value = layer(THETA)
     assert value.shape == THETA.shape
@@ -47,15 +47,15 @@ def test_baseline_keeps_the_jacobian():
 
 def test_sigma_scaling_of_the_jacobian_is_exact_with_common_random_numbers():
     # MAP(2θ + 2ε) = MAP(θ + ε): same samples, so J at (2θ, σ=2) is exactly J at (θ, σ=1) / 2.
-    one = Perturbed(argmax, sigma=1.0, samples=64, generator=_gen(5))
-    two = Perturbed(argmax, sigma=2.0, samples=64, generator=_gen(5))
+    one = Perturbed(argmax, noise_temperature=1.0, samples=64, generator=_gen(5))
+    two = Perturbed(argmax, noise_temperature=2.0, samples=64, generator=_gen(5))
     torch.testing.assert_close(two(2 * THETA), one(THETA))
     torch.testing.assert_close(_jacobian(two, 2 * THETA), _jacobian(one, THETA) / 2)
 
 
 def test_min_solver_gives_softmax_of_negated_costs():
     costs = THETA
-    layer = Perturbed(Flipped(argmax), sigma=1.0, samples=40_000, noise=Gumbel(), generator=_gen(1))
+    layer = Perturbed(Flipped(argmax), noise_temperature=1.0, samples=40_000, noise=Gumbel(), generator=_gen(1))
     p = torch.softmax(-costs, -1)
     torch.testing.assert_close(layer(costs), p, atol=0.01, rtol=0)
     torch.testing.assert_close(_jacobian(layer, costs), -(torch.diag(p) - torch.outer(p, p)), atol=0.03, rtol=0)
@@ -64,7 +64,7 @@ def test_min_solver_gives_softmax_of_negated_costs():
 def test_gaussian_jacobian_uses_the_noise_itself():
     # For Normal noise −∇log ν(Z) = Z, so the gradient is mean_s ⟨z_s, dy⟩ Z_s / σ (Berthet et al. Prop. 3.1).
     sigma, samples = 0.5, 16
-    layer = Perturbed(argmax, sigma=sigma, samples=samples, noise=Normal(), generator=_gen(9))
+    layer = Perturbed(argmax, noise_temperature=sigma, samples=samples, noise=Normal(), generator=_gen(9))
     theta = THETA.clone().requires_grad_(True)
     dy = torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64)
     layer(theta).backward(dy)
@@ -76,11 +76,11 @@ def test_gaussian_jacobian_uses_the_noise_itself():
 
 def test_fenchel_young_gradient_is_mean_solution_minus_target_exactly():
     target = torch.tensor([0.0, 0.0, 1.0, 0.0], dtype=torch.float64)
-    loss = FenchelYoungLoss(Perturbed(argmax, sigma=0.8, samples=32, generator=_gen(4)))
+    loss = FenchelYoungLoss(Perturbed(argmax, noise_temperature=0.8, samples=32, generator=_gen(4)))
     theta = THETA.clone().requires_grad_(True)
     value = loss(theta, target)
     value.backward()
-    mean = Perturbed(argmax, sigma=0.8, samples=32, generator=_gen(4))(THETA)
+    mean = Perturbed(argmax, noise_temperature=0.8, samples=32, generator=_gen(4))(THETA)
     torch.testing.assert_close(theta.grad, mean - target)
     assert value.item() >= 0
 
@@ -89,7 +89,8 @@ def test_fenchel_young_gradient_is_mean_solution_minus_target_exactly():
 def test_fenchel_young_with_gumbel_argmax_is_softmax_cross_entropy(sense):
     sigma, target = 0.9, torch.tensor([0.0, 1.0, 0.0, 0.0], dtype=torch.float64)
     solver = argmax if sense == "max" else Flipped(argmax)
-    loss = FenchelYoungLoss(Perturbed(solver, sigma=sigma, samples=60_000, noise=Gumbel(), generator=_gen(2)))
+    layer = Perturbed(solver, noise_temperature=sigma, samples=60_000, noise=Gumbel(), generator=_gen(2))
+    loss = FenchelYoungLoss(layer)
     theta = THETA.clone().requires_grad_(True)
     value = loss(theta, target)
     value.backward()
@@ -127,7 +128,7 @@ def test_fenchel_young_reductions_and_per_instance_context():
     mask = torch.tensor([[True, True, False], [False, True, True]])
     theta = torch.tensor([[0.0, 1.0, 9.0], [9.0, 0.0, 1.0]], dtype=torch.float64)
     target = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
-    layer = Perturbed(solver, sigma=1e-3, samples=3, generator=_gen())
+    layer = Perturbed(solver, noise_temperature=1e-3, samples=3, generator=_gen())
     per_instance = FenchelYoungLoss(layer, reduction="none")(theta, target, mask=difftools.PerInstance(mask))
     # The masks keep the 9s out of reach, so both targets are optimal and the losses vanish.
     assert per_instance.shape == (2,)
@@ -137,8 +138,8 @@ def test_fenchel_young_reductions_and_per_instance_context():
 
 
 def test_perturbed_and_fenchel_young_reject_bad_arguments():
-    with pytest.raises(ValueError, match="Perturbed: sigma must be a finite number > 0"):
-        Perturbed(argmax, sigma=0.0)
+    with pytest.raises(ValueError, match="Perturbed: noise_temperature must be a finite number > 0"):
+        Perturbed(argmax, noise_temperature=0.0)
     with pytest.raises(TypeError, match="Perturbed: noise .* has no closed-form score"):
         Perturbed(argmax, noise=difftools.SumOfGamma(2))
     with pytest.raises(ValueError, match="Perturbed: samples must be"):
@@ -154,9 +155,9 @@ def test_perturbed_and_fenchel_young_reject_bad_arguments():
 
 
 def test_repr_names_the_hyper_parameters():
-    text = repr(FenchelYoungLoss(Perturbed("argmax", sigma=0.5, samples=8, noise=Gumbel())))
-    for part in ("FenchelYoungLoss", "Perturbed(solver=Argmax()", "sigma=0.5", "samples=8", "noise=Gumbel()",
-                 "baseline=False", "reduction='mean'"):
+    text = repr(FenchelYoungLoss(Perturbed("argmax", noise_temperature=0.5, samples=8, noise=Gumbel())))
+    for part in ("FenchelYoungLoss", "Perturbed(solver=Argmax()", "noise_temperature=0.5", "samples=8",
+                 "noise=Gumbel()", "baseline=False", "reduction='mean'"):
         assert part in text
 
 
@@ -168,9 +169,27 @@ def test_fenchel_young_refuses_an_option_it_does_not_use():
 
 def test_fenchel_young_uses_only_the_layers_public_pieces():
     # perturb_and_map is the public piece: the loss's value is rebuilt from it exactly.
-    layer = Perturbed("argmax", sigma=0.5, samples=4, generator=_gen(11))
+    layer = Perturbed("argmax", noise_temperature=0.5, samples=4, generator=_gen(11))
     theta, target = torch.randn(3, 5, generator=_gen(12)), torch.eye(5)[:3]
     eps, z = layer.perturb_and_map(theta)
     layer.generator.manual_seed(11)
     value = FenchelYoungLoss(layer, reduction="none")(theta, target)
     torch.testing.assert_close(value, ((theta + 0.5 * eps) * (z - target)).sum(-1).mean(0))
+
+
+@pytest.mark.parametrize("cls", [Perturbed, ScoreFunction])
+def test_the_deprecated_keyword_sigma_warns_and_sets_noise_temperature(cls):
+    message = f"{cls.__name__}: the keyword sigma is deprecated.*pass noise_temperature=0.3"
+    with pytest.warns(DeprecationWarning, match=message) as record:
+        layer = cls(argmax, sigma=0.3, samples=4, generator=_gen(3))
+    assert record[0].filename == __file__  # the warning points at the caller
+    assert layer.noise_temperature == 0.3
+    new = cls(argmax, noise_temperature=0.3, samples=4, generator=_gen(3))
+    torch.testing.assert_close(layer(THETA), new(THETA))  # the same layer, the same draws
+    with pytest.warns(DeprecationWarning, match=f"{cls.__name__}.sigma is deprecated"):
+        assert layer.sigma == 0.3
+    with pytest.raises(TypeError, match=f"{cls.__name__}: pass noise_temperature only"):
+        cls(argmax, sigma=0.3, noise_temperature=0.5)
+    positive = "noise_temperature must be a finite number > 0"
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match=positive):
+        cls(argmax, sigma=-1.0)

@@ -46,7 +46,7 @@ def test_mean_of_many_runs_approaches_the_enumerated_gradient(sense, f, samples,
     sigma, runs = 0.8, 20_000
     solver = argmax if sense == "max" else Flipped(argmax)
     gen = torch.Generator().manual_seed(11)
-    layer = ScoreFunction(solver, sigma=sigma, samples=samples, baseline=baseline, generator=gen)
+    layer = ScoreFunction(solver, noise_temperature=sigma, samples=samples, baseline=baseline, generator=gen)
     grads = estimates(layer, f, runs)
     standard_error = grads.std(0) / runs**0.5
     error = (grads.mean(0) - exact_gradient(f, sigma, sense)).abs()
@@ -96,7 +96,7 @@ def test_single_sample_output_shape_and_no_baseline_to_apply():
 def test_gradient_is_the_documented_sum():
     # (1/S) Σ_s (f_s − b_s)(−∇log ν(ε_s))/σ with f_s = S·⟨dy_s, z_s⟩ and the leave-one-out b_s.
     sigma, samples = 0.5, 3
-    layer = ScoreFunction(argmax, sigma=sigma, samples=samples, generator=torch.Generator().manual_seed(8))
+    layer = ScoreFunction(argmax, noise_temperature=sigma, samples=samples, generator=torch.Generator().manual_seed(8))
     theta = THETA.clone().requires_grad_(True)
     linear(layer(theta)).mean(0).backward()
     eps = Gumbel().sample((samples, 4), generator=torch.Generator().manual_seed(8), dtype=torch.float64)
@@ -107,8 +107,8 @@ def test_gradient_is_the_documented_sum():
 
 
 def test_bad_arguments_are_named():
-    with pytest.raises(ValueError, match="ScoreFunction: sigma must be a finite number > 0"):
-        ScoreFunction(argmax, sigma=-1.0)
+    with pytest.raises(ValueError, match="ScoreFunction: noise_temperature must be a finite number > 0"):
+        ScoreFunction(argmax, noise_temperature=-1.0)
     with pytest.raises(TypeError, match="ScoreFunction: noise must be a distribution with a closed-form score"):
         ScoreFunction(argmax, noise=None)
     with pytest.raises(TypeError, match="ScoreFunction: noise SumOfGamma.* has no closed-form score"):
@@ -118,5 +118,5 @@ def test_bad_arguments_are_named():
 
 
 def test_repr():
-    text = repr(ScoreFunction("argmax", sigma=2.0, samples=5))
-    assert text == "ScoreFunction(solver=Argmax(), sigma=2, samples=5, noise=Gumbel(), baseline=True)"
+    text = repr(ScoreFunction("argmax", noise_temperature=2.0, samples=5))
+    assert text == "ScoreFunction(solver=Argmax(), noise_temperature=2, samples=5, noise=Gumbel(), baseline=True)"

@@ -1,15 +1,16 @@
-"""Tests of the grid shortest-path solvers: the batched torch solver against the reference Dijkstra."""
+"""Tests of the grid shortest-path solver: the batched torch solver against the Warcraft labelling Dijkstra."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from difftools.solvers.grid_shortest_path import GridShortestPath, dijkstra, grid_neighbours
+from difftools.solvers.grid_shortest_path import GridShortestPath, grid_neighbours
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import difftools
+from examples.warcraft.labelling import dijkstra
 from tests.training import fit_parameters_through_aimle
 
 WARCRAFT_COSTS = [0.8, 1.2, 5.3, 7.7, 9.2]
@@ -166,20 +167,6 @@ def test_registered_and_follows_the_protocol():
     assert isinstance(solver, GridShortestPath) and solver.neighbourhood == 4
     assert (solver.sense, solver.event_dim) == ("min", 2)
     assert "grid_shortest_path" in difftools.list_solvers()
-
-
-def test_reference_dijkstra_tie_break_and_unique_flag():
-    costs = np.array([[1.0, 1, 1], [1, 5, 1], [1, 1, 1]])
-    result = dijkstra(costs)
-    # (0,1) is popped before (1,0) (heap order), gives (1,2) the predecessor of the target first,
-    # and (2,1) offers the same cost later, which the strict < keeps out.
-    assert np.array_equal(result.path, [[1, 1, 0], [0, 0, 1], [0, 0, 1]])
-    assert result.cost == 4.0 and result.unique is False
-    diagonal = dijkstra(np.ones((3, 3)))
-    assert np.array_equal(diagonal.path, np.eye(3)) and diagonal.unique is True
-    # A single optimal path, so unique is True.
-    corridor = dijkstra(np.array([[1.0, 1, 1], [9, 9, 1]]), source=(0, 0), target=(1, 2))
-    assert np.array_equal(corridor.path, [[1, 1, 0], [0, 0, 1]]) and corridor.unique is True
 
 
 def test_learns_costs_through_aimle():

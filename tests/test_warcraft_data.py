@@ -5,9 +5,9 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 import pytest
-from difftools.solvers.grid_shortest_path import dijkstra
 
 from examples.warcraft.data import dataset_dir, generate, load_split
+from examples.warcraft.labelling import dijkstra
 from examples.warcraft.terrain import CELL_PIXELS, COLOURS, COSTS, FREQUENCIES, render_maps
 
 PUBLISHED_MEAN = np.array([0.2411, 0.2741, 0.1212])

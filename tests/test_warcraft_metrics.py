@@ -8,8 +8,8 @@ import networkx as nx
 import numpy as np
 import pytest
 import torch
-from difftools.solvers.grid_shortest_path import dijkstra
 
+from examples.warcraft.labelling import dijkstra
 from examples.warcraft.metrics import (
     hamming_accuracy,
     normalised_regret,

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
-from difftools.solvers.grid_shortest_path import dijkstra
 
 import difftools
 from examples.warcraft.__main__ import main
+from examples.warcraft.labelling import dijkstra
 from examples.warcraft.train import TrainConfig, build_method, build_solver, hamming_distance, train
 
 TRAIN = ["--batch-size", "14", "--milestones", "1", "--no-progress", "--threads", "1"]
@@ -83,6 +83,37 @@ def test_config_names_and_validation():
         main(["train", "--controller", "slow"])
 
 
+def test_one_noise_scale_for_every_method_and_the_old_sigma_still_loads():
+    import dataclasses
+
+    from examples import run_files
+    from examples.warcraft.__main__ import _config, build_parser
+    from tests.markdown import ROOT
+
+    # perturbed-fy's Perturbed layer takes the config's noise_temperature, as AIMLE / I-MLE do.
+    config = TrainConfig(method="perturbed-fy", noise_temperature=0.05, samples=8)
+    fy, _ = build_method(config, difftools.get_solver("grid_shortest_path"), None)
+    assert fy.perturbed.noise_temperature == 0.05
+    assert "sigma" not in {f.name for f in dataclasses.fields(TrainConfig)}
+    # Saved runs hold sigma: perturbed-fy's becomes noise_temperature, the other methods' is dropped.
+    archived = json.loads((ROOT / "docs/examples/warcraft-runs/12x12/perturbed-fy-s0/run.json").read_text())
+    assert archived["config"]["sigma"] == 1.0 and TrainConfig.from_saved(archived["config"]).noise_temperature == 1.0
+    old = {"method": "perturbed-fy", "sigma": 0.5, "noise_temperature": 1.0}
+    assert TrainConfig.from_saved(old).noise_temperature == 0.5 and old["sigma"] == 0.5  # the dict is not changed
+    assert TrainConfig.from_saved({"method": "imle", "sigma": 0.5, "noise_temperature": 2.0}).noise_temperature == 2.0
+    # The command line: --sigma still works for one release, with a warning; both spellings at once are an error.
+    def parsed(*argv):
+        args = build_parser().parse_args(["train", "--method", "perturbed-fy", *argv])
+        args.given = run_files.given_options(build_parser, ["train", "--method", "perturbed-fy", *argv])
+        return args
+
+    assert _config(parsed("--noise-temperature", "0.3")).noise_temperature == 0.3
+    with pytest.warns(DeprecationWarning, match="--sigma is deprecated.*use --noise-temperature"):
+        assert _config(parsed("--sigma", "0.3")).noise_temperature == 0.3
+    with pytest.raises(ValueError, match="give only --noise-temperature"):
+        _config(parsed("--sigma", "0.3", "--noise-temperature", "0.3"))
+
+
 @pytest.mark.parametrize("controller", ["paper", "fast"])
 def test_controller_option_reaches_aimle(controller):
     config = TrainConfig(method="aimle", aimle_controller=controller)
@@ -104,7 +135,7 @@ def test_lam_scope_option_reaches_aimle(scope):
         ("aimle-forward", {}),
         ("imle", {}),
         ("blackbox", {}),
-        ("perturbed-fy", {"sigma": 0.05, "samples": 8}),
+        ("perturbed-fy", {"noise_temperature": 0.05, "samples": 8}),
         ("spo+", {}),
     ],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -9,6 +10,7 @@ from torch import Tensor
 
 from difftools._validation import check_bool, check_positive
 from difftools.core import PerturbAndMAP, event_sum
+from difftools.deprecation import renamed_keyword
 from difftools.noise import Gumbel, Noise, Normal
 from difftools.output_checks import solver_repr
 
@@ -18,7 +20,8 @@ __all__ = ["ScoreFunction", "Perturbed"]
 class ScoreFunction(PerturbAndMAP):
     """REINFORCE over the perturbation density (Williams 1992); works for any solver.
 
-    Forward: ``z_s = MAP(θ + σ ε_s)`` with ε_s ~ ν i.i.d. (``noise``); the output is
+    Forward: ``z_s = MAP(θ + σ ε_s)`` with ε_s ~ ν i.i.d. (``noise``) and σ = ``noise_temperature``
+    (> 0, the core's name for the noise scale, as in AIMLE and IMLE); the output is
     ``[S, *batch, *event]``. The solver is never differentiated, only ν's score ∇log ν is used:
     with ``u = θ + σε`` as the random variable, whose density ``ν((u − θ)/σ)/σᵈ`` carries all
     the dependence on θ,
@@ -39,22 +42,24 @@ class ScoreFunction(PerturbAndMAP):
 
     The gradient returned is ``(1/S) Σ_s (f_s − b_s) · (−∇log ν(ε_s)) / σ``. One solver call per
     step; unbiased (for the f above) but with variance that grows as σ shrinks. ``generator`` and
-    ``check_finite`` are the core's (:class:`~difftools.core.PerturbAndMAP`).
+    ``check_finite`` are the core's (:class:`~difftools.core.PerturbAndMAP`). The keyword ``sigma``
+    is the deprecated name of ``noise_temperature`` (removed in the next release).
     """
 
     def __init__(
         self,
         solver: Any,
         *,
-        sigma: float = 1.0,
+        noise_temperature: float = 1.0,
         samples: int | None = 1,
         noise: Noise = Gumbel(),
         baseline: bool = True,
         **core: Any,
     ):
         name = type(self).__name__
-        check_positive(sigma, name, "sigma")
-        super().__init__(solver, samples=samples, noise=noise, noise_temperature=sigma, **core)
+        noise_temperature = renamed_keyword(name, core, "sigma", "noise_temperature", noise_temperature, 1.0)
+        check_positive(noise_temperature, name, "noise_temperature")
+        super().__init__(solver, samples=samples, noise=noise, noise_temperature=noise_temperature, **core)
         if self.noise is None:
             raise TypeError(
                 f"{name}: noise must be a distribution with a closed-form score (Gumbel(), Normal()), got None"
@@ -69,7 +74,13 @@ class ScoreFunction(PerturbAndMAP):
 
     @property
     def sigma(self) -> float:
-        """The perturbation scale σ."""
+        """Deprecated name of ``noise_temperature`` (removed in the next release)."""
+        warnings.warn(
+            f"{type(self).__name__}.sigma is deprecated and will be removed in the next release; "
+            "read noise_temperature instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return self.noise_temperature
 
     def _backward_impl(self, theta, out, state, grad_out, context):
@@ -92,7 +103,7 @@ class ScoreFunction(PerturbAndMAP):
 
     def extra_repr(self) -> str:
         return (
-            f"solver={solver_repr(self.solver)}, sigma={self.sigma:g}, samples={self.samples}, "
+            f"solver={solver_repr(self.solver)}, noise_temperature={self.noise_temperature:g}, samples={self.samples}, "
             f"noise={self.noise!r}, baseline={self.baseline}"
         )
 
@@ -100,8 +111,9 @@ class ScoreFunction(PerturbAndMAP):
 class Perturbed(ScoreFunction):
     """Perturbed optimizer (Berthet et al., NeurIPS 2020): the smoothed map ŷ_σ(θ) = E[MAP(θ + σZ)].
 
-    Forward: the Monte-Carlo mean ``(1/S) Σ_s MAP(θ + σ Z_s)``, shape ``[*batch, *event]`` (no
-    sample dimension). Backward: the Jacobian of ŷ_σ from the perturbation's score,
+    Forward, with σ = ``noise_temperature`` (> 0; ``sigma`` is its deprecated name): the Monte-Carlo
+    mean ``(1/S) Σ_s MAP(θ + σ Z_s)``, shape ``[*batch, *event]`` (no sample dimension). Backward:
+    the Jacobian of ŷ_σ from the perturbation's score,
 
         J ŷ_σ(θ) = E[ MAP(θ + σZ) (−∇log ν(Z))ᵀ ] / σ      (= E[MAP(θ + σZ) Zᵀ] / σ for Gaussian Z),
 
@@ -118,13 +130,18 @@ class Perturbed(ScoreFunction):
         self,
         solver: Any,
         *,
-        sigma: float = 1.0,
+        noise_temperature: float = 1.0,
         samples: int | None = 1,
         noise: Noise = Normal(),
         baseline: bool = False,
         **core: Any,
     ):
-        super().__init__(solver, sigma=sigma, samples=samples, noise=noise, baseline=baseline, **core)
+        noise_temperature = renamed_keyword(
+            type(self).__name__, core, "sigma", "noise_temperature", noise_temperature, 1.0
+        )
+        super().__init__(
+            solver, noise_temperature=noise_temperature, samples=samples, noise=noise, baseline=baseline, **core
+        )
 
     def _forward_impl(self, theta: Tensor, context: dict) -> tuple[Tensor, tuple[Tensor, ...]]:
         eps, z = self._perturb_and_map(theta, context)

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from examples import common
@@ -55,13 +56,12 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         train_maps=args.train_maps,
         lam=args.lam,
         noise=args.noise,
-        noise_temperature=args.noise_temperature,
+        noise_temperature=_noise_temperature(args),
         samples=args.samples,
         target_nnz=args.target_nnz,
         aimle_step=args.aimle_step,
         aimle_controller=args.controller,
         lam_scope=args.lam_scope,
-        sigma=args.sigma,
         solver_executor=args.solver_executor,
         scheduler_address=args.scheduler,
         precision=args.precision,
@@ -77,7 +77,23 @@ _OPTION_FIELDS = {
     "controller": "aimle_controller",
     "scheduler": "scheduler_address",
     "no_progress": "progress",
+    "sigma": "noise_temperature",  # deprecated spelling (removed in the next release)
 }
+
+
+def _noise_temperature(args: argparse.Namespace) -> float:
+    """``--noise-temperature``, or the deprecated ``--sigma`` (perturbed-fy's old name for it) if given."""
+    if args.sigma is None:
+        return args.noise_temperature
+    if "noise_temperature" in args.given:
+        raise ValueError("--sigma is the deprecated name of --noise-temperature: give only --noise-temperature")
+    warnings.warn(
+        "--sigma is deprecated and will be removed in the next release; use --noise-temperature "
+        "(the noise scale of every method)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return args.sigma
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -107,7 +123,7 @@ def _plot(args: argparse.Namespace) -> list[Path]:
     optimal = optimal_cost(paths, maps.paths, maps.weights).numpy()
     images = split_data.maps[: len(maps)]
     history = common.read_log(run / LOG)
-    label = TrainConfig(**checkpoint["config"]).label
+    label = TrainConfig.from_saved(checkpoint["config"]).label
     written = [
         plot_paths(images, maps.paths.numpy(), paths.numpy(), optimal, out / "paths.png"),
         plot_costs(images, maps.weights.numpy(), costs.numpy(), out / "costs.png"),
@@ -250,10 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-maps", type=int, default=None, help="use only the first N training maps (default: all)")
     p.add_argument("--lam", type=float, default=20.0, help="λ of I-MLE and Blackbox")
     p.add_argument("--noise", default="gumbel", choices=["gumbel", "sum-of-gamma", "none"], help="AIMLE / I-MLE noise")
-    p.add_argument("--noise-temperature", type=float, default=1.0, help="scale of the AIMLE / I-MLE noise")
     p.add_argument(
-        "--samples", type=int, default=None, help="perturbation samples per map (default: one, no sample dimension)"
+        "--noise-temperature", type=float, default=1.0, help="noise scale (AIMLE / I-MLE noise, perturbed-fy's σ)"
     )
+    p.add_argument("--samples", type=int, default=None, help="perturbation samples per map")
     p.add_argument("--target-nnz", type=float, default=1.0, help="AIMLE target number of non-zero gradients c")
     p.add_argument("--aimle-step", type=float, default=1e-3, help="AIMLE update step η")
     p.add_argument(
@@ -265,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="example",
         help="AIMLE's λ per example (Eq. 8) or one per batch (the reference code)",
     )
-    p.add_argument("--sigma", type=float, default=1.0, help="noise scale of perturbed-fy")
+    p.add_argument("--sigma", type=float, default=None, help="deprecated: use --noise-temperature")
     p.add_argument("--resume", action="store_true", help="continue the run in --out-dir from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace the run in --out-dir (its checkpoint and log)")
     p.add_argument("--ddp", action="store_true", help="DistributedDataParallel (launch with torchrun)")

@@ -29,13 +29,12 @@ class TrainConfig:
     train_maps: int | None = None  # use only the first N training maps
     lam: float = 20.0  # λ of I-MLE and Blackbox
     noise: str = "gumbel"  # perturbation of AIMLE / I-MLE: "gumbel", "sum-of-gamma" or "none"
-    noise_temperature: float = 1.0
+    noise_temperature: float = 1.0  # the noise scale of AIMLE / I-MLE and of perturbed-fy's Perturbed layer
     samples: int | None = None  # perturbation samples per instance (AIMLE / I-MLE / Perturbed)
     target_nnz: float = 1.0  # AIMLE's c
     aimle_step: float = 1e-3  # AIMLE's η
     aimle_controller: str = "paper"  # AIMLE's λ controller: "paper" (Eq. 10) or "fast"
     lam_scope: str = "example"  # AIMLE's λ (Eq. 8) per example, or one per batch (the reference code)
-    sigma: float = 1.0  # Perturbed's noise scale
     solver_executor: str = "none"  # "none" (batched torch solver) or "dask" (reference Dijkstra per map)
     scheduler_address: str | None = None
     precision: str = "fp32"  # "fp32" or "bf16": autocast of the network only; solver and loss stay fp32
@@ -62,6 +61,20 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_saved(cls, saved: dict) -> TrainConfig:
+        """The config stored in a checkpoint or an archived ``run.json``.
+
+        Runs saved before the rename hold ``sigma``, perturbed-fy's noise scale, which is now
+        ``noise_temperature`` (the one name of the noise scale; theirs was unused by perturbed-fy).
+        """
+        saved = dict(saved)
+        if "sigma" in saved:
+            sigma = saved.pop("sigma")
+            if saved.get("method") == "perturbed-fy":
+                saved["noise_temperature"] = sigma
+        return cls(**saved)
 
     @property
     def label(self) -> str:

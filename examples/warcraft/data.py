@@ -63,7 +63,7 @@ def _split_parts(split: str, size: int) -> tuple[str, ...]:
 # ----------------------------------------------------------------------------------- generator
 def _generate_chunk(seed: int, split_index: int, chunk_index: int, n: int, size: int):
     """Render and label one chunk; its randomness depends only on (seed, split, chunk)."""
-    from difftools.solvers.grid_shortest_path import dijkstra  # here, so that `--help` imports no torch
+    from examples.warcraft.labelling import dijkstra  # here, so that `--help` imports no torch
 
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(split_index, chunk_index)))
     maps, classes = render_maps(rng, n, size)

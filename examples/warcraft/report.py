@@ -49,7 +49,7 @@ def describe_settings(config: TrainConfig) -> str:
     if config.method == "blackbox":
         return f"λ = {config.lam:g}"
     if config.method == "perturbed-fy":
-        return f"σ = {config.sigma:g}, {config.samples or 1} sample(s)"
+        return f"σ = {config.noise_temperature:g}, {config.samples or 1} sample(s)"
     return "true costs given"
 
 
@@ -117,7 +117,7 @@ def _record(run: Path, config: TrainConfig, epochs: int, test: dict, best: dict 
 
 def _training_run(run: Path, evaluate_missing: bool, device: str, include_unfinished: bool) -> dict | None:
     checkpoint = common.load_checkpoint(run / CHECKPOINT)
-    config = TrainConfig(**checkpoint["config"])
+    config = TrainConfig.from_saved(checkpoint["config"])
     if int(checkpoint["epoch"]) < config.epochs and not include_unfinished:
         print(f"skipping {run}: {checkpoint['epoch']} of {config.epochs} epochs trained")
         return None
@@ -143,7 +143,7 @@ def _archived_run(run: Path) -> dict:
     """A run from its archive: ``ARCHIVE``, the test metrics and, where kept, the log."""
     try:
         saved = json.loads((run / ARCHIVE).read_text())
-        config = TrainConfig(**saved["config"])
+        config = TrainConfig.from_saved(saved["config"])
         test = json.loads((run / "test_metrics.json").read_text())
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{run}: not a readable archived run ({error})") from error

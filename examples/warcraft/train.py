@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from difftools.solvers.grid_shortest_path import dijkstra
 from torch import Tensor, nn
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
@@ -32,6 +31,7 @@ import difftools
 from examples import common
 from examples.warcraft.config import METHODS, PRECISIONS, TrainConfig
 from examples.warcraft.data import WarcraftSplit, channel_statistics, load_split
+from examples.warcraft.labelling import dijkstra
 from examples.warcraft.metrics import warcraft_metrics
 from examples.warcraft.model import CombResNet18
 
@@ -142,7 +142,7 @@ def build_method(config: TrainConfig, solver: Any, generator: torch.Generator | 
         return layer, lambda theta, batch: hamming_distance(layer(theta), batch["paths"])
     if config.method == "perturbed-fy":
         perturbed = common.make_estimator(
-            "perturbed", solver, sigma=config.sigma, samples=config.samples or 1, generator=generator
+            "perturbed", solver, noise_temperature=config.noise_temperature, samples=config.samples or 1, generator=generator
         )
         fy = difftools.FenchelYoungLoss(perturbed)
         return fy, lambda theta, batch: fy(theta, batch["paths"])
@@ -285,7 +285,7 @@ def train(
         common.prepare_run_dir(out, [CHECKPOINT, LOG, BEST], resume, overwrite)
     if resume:
         checkpoint = load_checkpoint(out)
-        saved = TrainConfig(**checkpoint["config"])
+        saved = TrainConfig.from_saved(checkpoint["config"])
         if given is None:
             defaults = TrainConfig()
             given = [
@@ -481,7 +481,7 @@ def evaluate_run(
     """
     checkpoint, split_data, maps, _, paths = run_predictions(run_dir, split, data_dir, device, which=which)
     result = {
-        "method": TrainConfig(**checkpoint["config"]).label,
+        "method": TrainConfig.from_saved(checkpoint["config"]).label,
         "epochs": int(checkpoint["epoch"]),
         "checkpoint": which,
         "split": split,
