@@ -142,7 +142,11 @@ def build_method(config: TrainConfig, solver: Any, generator: torch.Generator | 
         return layer, lambda theta, batch: hamming_distance(layer(theta), batch["paths"])
     if config.method == "perturbed-fy":
         perturbed = common.make_estimator(
-            "perturbed", solver, noise_temperature=config.noise_temperature, samples=config.samples or 1, generator=generator
+            "perturbed",
+            solver,
+            noise_temperature=config.noise_temperature,
+            samples=config.samples or 1,
+            generator=generator,
         )
         fy = difftools.FenchelYoungLoss(perturbed)
         return fy, lambda theta, batch: fy(theta, batch["paths"])
