@@ -36,25 +36,29 @@ __all__ = ["CountingAIMLE", "make_aimle", "SYNTHETIC_CONFIGS", "PYEPO_CONFIGS", 
 
 
 class CountingAIMLE(dt.AIMLE):
-    """AIMLE whose controller counts non-zeros per example (over samples) or per entry (a fraction)."""
+    """AIMLE whose controller counts non-zeros per example (over samples) or per entry (a fraction).
 
-    def __init__(self, solver: Any, *, count: str = "sample", **kwargs: Any):
+    ``mode`` is the study's own count; it is kept apart from AIMLE's ``count`` attribute (``"entries"``
+    or ``"solution"``), which ``mode="sample"`` leaves in charge.
+    """
+
+    def __init__(self, solver: Any, *, mode: str = "sample", **kwargs: Any):
         super().__init__(solver, **kwargs)
-        if count not in ("sample", "example", "entry", "nonzero"):
-            raise ValueError(f"CountingAIMLE: count must be 'sample', 'example', 'entry' or 'nonzero', got {count!r}")
-        self.count = count
+        if mode not in ("sample", "example", "entry", "nonzero"):
+            raise ValueError(f"CountingAIMLE: mode must be 'sample', 'example', 'entry' or 'nonzero', got {mode!r}")
+        self.mode = mode
 
     def _observe(self, diff: Tensor, out: Tensor) -> None:
-        if self.count == "sample":
+        if self.mode == "sample":
             return super()._observe(diff, out)
         event = self.solver.event_dim
         instances = math.prod(diff.shape[1 : diff.dim() - event])
-        if self.count == "nonzero":  # the fraction of (sample, example) pairs with any non-zero entry
+        if self.mode == "nonzero":  # the fraction of (sample, example) pairs with any non-zero entry
             flat = diff.reshape(diff.shape[0] * instances, -1)
             with torch.no_grad():
                 self._update_controller(torch.count_nonzero((flat != 0).any(1)), flat.shape[0])
             return
-        if self.count == "example":  # entries where any sample's difference is non-zero
+        if self.mode == "example":  # entries where any sample's difference is non-zero
             nonzero = torch.count_nonzero((diff != 0).any(0))
         else:  # the fraction of non-zero entries, summed per instance (÷ instances in the update)
             nonzero = torch.count_nonzero(diff) / (diff.shape[0] * math.prod(diff.shape[diff.dim() - event :]))
@@ -63,13 +67,19 @@ class CountingAIMLE(dt.AIMLE):
 
 
 def make_aimle(solver: Any, config: dict[str, Any], **extra: Any) -> dt.AIMLE:
-    """An AIMLE layer from a study configuration (``name`` and ``count`` are not AIMLE arguments)."""
+    """An AIMLE layer from a study configuration (``name`` is not an AIMLE argument).
+
+    ``count`` is ``"sample"`` (AIMLE's Eq. 9 count, the default), ``"solution"`` (AIMLE's own
+    ``count="solution"``) or one of the study's counts (:class:`CountingAIMLE`'s ``mode``).
+    """
     kwargs = {k: v for k, v in config.items() if k not in ("name", "count")}
     kwargs.update(extra)
     count = config.get("count", "sample")
     if count == "sample":
         return dt.AIMLE(solver, **kwargs)
-    return CountingAIMLE(solver, count=count, **kwargs)
+    if count == "solution":
+        return dt.AIMLE(solver, count="solution", **kwargs)
+    return CountingAIMLE(solver, mode=count, **kwargs)
 
 
 # ----------------------------------------------------------------------------------- synthetic
