@@ -48,9 +48,9 @@ class CountingAIMLE(dt.AIMLE):
             raise ValueError(f"CountingAIMLE: mode must be 'sample', 'example', 'entry' or 'nonzero', got {mode!r}")
         self.mode = mode
 
-    def _observe(self, diff: Tensor, out: Tensor) -> None:
+    def _observe(self, diff: Tensor, out: Tensor, grad_f: Tensor) -> None:
         if self.mode == "sample":
-            return super()._observe(diff, out)
+            return super()._observe(diff, out, grad_f)
         event = self.solver.event_dim
         instances = math.prod(diff.shape[1 : diff.dim() - event])
         if self.mode == "nonzero":  # the fraction of (sample, example) pairs with any non-zero entry
@@ -74,12 +74,14 @@ def make_aimle(solver: Any, config: dict[str, Any], **extra: Any) -> dt.AIMLE:
     """
     kwargs = {k: v for k, v in config.items() if k not in ("name", "count")}
     kwargs.update(extra)
+    # Rows without these keys were measured before AIMLE had them, i.e. with Eq. 9's count over the batch.
+    kwargs.setdefault("count_over", "batch")
     count = config.get("count", "sample")
     if count == "sample":
-        return dt.AIMLE(solver, **kwargs)
+        return dt.AIMLE(solver, count="entries", **kwargs)
     if count == "solution":
         return dt.AIMLE(solver, count="solution", **kwargs)
-    return CountingAIMLE(solver, mode=count, **kwargs)
+    return CountingAIMLE(solver, mode=count, count="entries", **kwargs)
 
 
 # ----------------------------------------------------------------------------------- synthetic
@@ -102,17 +104,25 @@ SYNTHETIC_CONFIGS: list[dict[str, Any]] = [
     {"name": "fast, c = 2", "controller": "fast", "initial_alpha": 0.0, "target_nnz": 2.0},
     {"name": "fast, P(g ≠ 0) = 0.9", "controller": "fast", "initial_alpha": 0.0, "count": "nonzero", "target_nnz": 0.9},
     {"name": "fast, c = 0.5", "controller": "fast", "initial_alpha": 0.0, "target_nnz": 0.5},
+    # For argmax the count per solution (÷ 1 non-zero) is the count per sample: these rows stand for both.
+    {"name": "fast, α₀ = 1, c = 0.75", "controller": "fast", "target_nnz": 0.75},
+    {"name": "fast, α₀ = 1, forward", "controller": "fast", "central": False},
+    {"name": "fast, α₀ = 1, forward, c = 0.5", "controller": "fast", "central": False, "target_nnz": 0.5},
 ]
 
 
 def synthetic_study(
-    seeds: int = 16, n: int = 50, samples_grid: tuple[int, ...] = (10, 100, 1000), checkpoints=(20, 100)
+    seeds: int = 16,
+    n: int = 50,
+    samples_grid: tuple[int, ...] = (10, 100, 1000),
+    checkpoints=(20, 100),
+    configs: list[dict[str, Any]] | None = None,
 ) -> list[dict]:
     """Cosine similarity after each warm-up checkpoint, per configuration and S (one layer per seed)."""
     rows = []
     problems = [make_problem(seed, n) for seed in range(seeds)]
     exact = [exact_gradient(t, b) for t, b in problems]
-    for config in SYNTHETIC_CONFIGS:
+    for config in configs or SYNTHETIC_CONFIGS:
         for samples in samples_grid:
             cos: dict[int, list[float]] = {c: [] for c in checkpoints}
             alphas: dict[int, list[float]] = {c: [] for c in checkpoints}
@@ -296,6 +306,63 @@ PYEPO_CONFIGS: list[dict[str, Any]] = [
         "lam_scope": "batch",
     },
     {"name": "defaults, forward, SoG(5)", "controller": "fast", "central": False, "noise": "sog"},
+    {"name": "fast, α₀ = 1, count per solution", "controller": "fast", "count": "solution"},
+    {"name": "fast, α₀ = 1, count per solution, forward", "controller": "fast", "count": "solution", "central": False},
+    {"name": "fast, α₀ = 1, count per solution, c = 0.5", "controller": "fast", "count": "solution", "target_nnz": 0.5},
+    {"name": "fast, α₀ = 1, count per solution, no noise", "controller": "fast", "count": "solution", "noise": None},
+    {"name": "fast, α₀ = 1, count per solution, S = 10", "controller": "fast", "count": "solution", "samples": 10},
+    {
+        "name": "fast, α₀ = 1, count per solution, c = 0.75",
+        "controller": "fast",
+        "count": "solution",
+        "target_nnz": 0.75,
+    },
+    {
+        "name": "fast, α₀ = 1, count per solution, c = 0.5, forward",
+        "controller": "fast",
+        "count": "solution",
+        "target_nnz": 0.5,
+        "central": False,
+    },
+    {
+        "name": "fast, α₀ = 1, count per solution, τ = 0.5",
+        "controller": "fast",
+        "count": "solution",
+        "noise_temperature": 0.5,
+    },
+    {"name": "fast, α₀ = 1, τ = 0.5", "controller": "fast", "noise_temperature": 0.5},
+    {
+        "name": "fast, α₀ = 1, count per solution, forward, SoG(5)",
+        "controller": "fast",
+        "count": "solution",
+        "central": False,
+        "noise": "sog",
+    },
+    {
+        "name": "PyEPO-like, but fast controller and count per solution",
+        "controller": "fast",
+        "count": "solution",
+        "initial_alpha": 1.0,
+        "central": False,
+        "noise": "sog",
+        "samples": 10,
+        "lam_scope": "batch",
+    },
+    # AIMLE's defaults since count_over: the mean count over the (sample, example) pairs with ∇f ≠ 0.
+    {"name": "defaults: fast, count per solution over active pairs", "count": "solution", "count_over": "active"},
+    {"name": "fast, α₀ = 1, count per entry over active pairs", "controller": "fast", "count_over": "active"},
+    {
+        "name": "defaults, forward",
+        "count": "solution",
+        "count_over": "active",
+        "central": False,
+    },
+    {
+        "name": "defaults, S = 10",
+        "count": "solution",
+        "count_over": "active",
+        "samples": 10,
+    },
 ]
 
 
@@ -371,7 +438,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     torch.set_num_threads(1)
     if args.study == "synthetic":
         seeds = 4 if args.quick else 16
-        rows = imle_best(seeds=seeds) + synthetic_study(seeds=seeds)
+        configs = [c for c in SYNTHETIC_CONFIGS if not args.only or c["name"] in args.only]
+        rows = (imle_best(seeds=seeds) if not args.only else []) + synthetic_study(seeds=seeds, configs=configs)
     else:
         configs = [c for c in PYEPO_CONFIGS if not args.only or c["name"] in args.only]
         rows = pyepo_study(

@@ -94,7 +94,7 @@ def make_estimator(kind: str, solver: Any, /, **options: Any) -> Any:
 
 # The Method settings each estimator takes; the others must keep their defaults.
 _METHOD_SETTINGS = {
-    "aimle": ("samples", "central", "controller"),
+    "aimle": ("samples", "central", "controller", "count"),
     "imle": ("samples", "central", "lam"),
     "ste": ("samples",),
 }
@@ -107,7 +107,7 @@ class Method:
     ``kind`` is ``"aimle"``, ``"imle"`` or ``"ste"`` (built by :meth:`estimator`), or a kind of the
     example's own (a relaxation such as Gumbel-softmax), which the example builds itself.
     ``samples`` is S; ``central`` selects central differences (AIMLE, IMLE); ``lam`` is IMLE's λ;
-    ``controller`` is AIMLE's λ controller.
+    ``controller`` is AIMLE's λ controller and ``count`` what its target c counts.
     """
 
     name: str
@@ -116,6 +116,7 @@ class Method:
     central: bool = False
     lam: float | None = None
     controller: str = "paper"
+    count: str = "entries"
 
     def __post_init__(self) -> None:
         taken = _METHOD_SETTINGS.get(self.kind)

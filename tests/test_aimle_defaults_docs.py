@@ -52,6 +52,7 @@ def test_the_documented_default_is_what_aimle_does_without_arguments():
         preset["decay"],
         preset["lam_scope"],
     )
+    assert (layer.count, layer.count_over) == (preset["count"], preset["count_over"])
     assert layer.alpha.item() == preset["initial_alpha"]
     assert isinstance(layer.noise, dt.Gumbel) and layer.samples is None and layer.noise_temperature == 1.0
 

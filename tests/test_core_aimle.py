@@ -58,7 +58,9 @@ def test_alpha_falls_when_nnz_exceeds_target_and_never_below_zero():
 
 def test_nnz_is_a_count_averaged_over_samples_and_examples():
     """Forward difference with samples: mean over (sample, example) of ‖g‖₀ (not a fraction)."""
-    layer = dt.AIMLE(identity, samples=3, central=False, initial_alpha=1.0, decay=0.5, target_nnz=100)
+    layer = dt.AIMLE(
+        identity, samples=3, central=False, initial_alpha=1.0, decay=0.5, target_nnz=100, count="entries"
+    )
     _step(layer, torch.randn(2, 7), torch.randn(3, 2, 7))
     assert layer.nnz_ema.item() == pytest.approx(0.5 * 1.0 + 0.5 * 7.0)
 

@@ -19,9 +19,12 @@ def _estimate(layer, theta, b, steps=1):
     return t.grad
 
 
+# Eq. 9's count (c = 1 entry) keeps λ small; c = 1 per solution is 3 entries for top-3, a larger λ
+# and so a larger bias (0.90-0.92 at S = 10 and at S = 5000; for argmax the two counts are the same).
+@pytest.mark.parametrize(("count", "least"), [("entries", 0.97), ("solution", 0.88)])
 @pytest.mark.parametrize("k", [1, 3])
 @pytest.mark.parametrize("central", [True, False])
-def test_aimle_matches_enumerated_gradient(k, central):
+def test_aimle_matches_enumerated_gradient(k, central, count, least):
     n = 8
     solver = dt.get_solver("argmax") if k == 1 else dt.get_solver("topk", k=k)
     states = k_subsets(n, k)
@@ -31,15 +34,17 @@ def test_aimle_matches_enumerated_gradient(k, central):
         theta = torch.randn(n, generator=g, dtype=torch.float64)
         b = torch.randn(n, generator=g, dtype=torch.float64)
         _, exact = exact_value_and_grad(theta, states, lambda z, b=b: ((z - b) ** 2).sum(-1))
-        layer = dt.AIMLE(solver, samples=50, central=central, generator=torch.Generator().manual_seed(seed))
+        generator = torch.Generator().manual_seed(seed)
+        layer = dt.AIMLE(solver, samples=50, central=central, count=count, generator=generator)
         _estimate(layer, theta, b, steps=250)  # warm-up: α climbs from 0 at η per step
         assert layer.alpha > 0
         for samples in sims:
             layer.samples = samples
             sims[samples].append(cosine(_estimate(layer, theta, b), exact))
     mean = {s: sum(v) / len(v) for s, v in sims.items()}
-    assert mean[5000] > 0.97, mean
-    assert mean[5000] > mean[10], mean
+    assert mean[5000] > least, mean
+    if count == "entries":  # small λ: the error is variance, which more samples remove (not so the bias)
+        assert mean[5000] > mean[10], mean
 
 
 def test_aimle_central_magnitude_matches_exact_gradient():

@@ -49,7 +49,10 @@ class Net(nn.Module):
         super().__init__()
         torch.manual_seed(0)
         self.encoder = nn.Linear(FEATURES, ITEMS, dtype=torch.float64)
-        self.layer = AIMLE(TopK(K), initial_alpha=1.0, step=0.5, target_nnz=1.5, **aimle)
+        # Eq. 9's count over the batch: the target 1.5 is calibrated on it so that α moves both ways.
+        self.layer = AIMLE(
+            TopK(K), initial_alpha=1.0, step=0.5, target_nnz=1.5, count="entries", count_over="batch", **aimle
+        )
         self.head = nn.Linear(ITEMS, 1, dtype=torch.float64)
 
     def forward(self, x):

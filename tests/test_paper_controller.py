@@ -24,7 +24,8 @@ def _step(layer, theta, upstream):
 def test_fast_rule_hand_computed_trace():
     """Identity oracle: λ > 0 ⇒ all 3 entries differ, so the batch count is 0 (α = 0) or 3."""
     eta, kappa = 1e-3, dt.AIMLE.FAST_GAIN
-    layer = dt.AIMLE(identity, controller="fast", step=eta, target_nnz=4.0, initial_alpha=0.0)
+    # Eq. 9's count (the identity's MAP state is θ itself, so a count per solution would be 3 / 3).
+    layer = dt.AIMLE(identity, controller="fast", step=eta, target_nnz=4.0, initial_alpha=0.0, count="entries")
     theta, upstream = torch.randn(2, 3), torch.randn(2, 3)
     _step(layer, theta, upstream)  # α = 0 ⇒ λ = 0 ⇒ count 0 ⇒ error +1, restart from η
     assert layer.alpha.item() == pytest.approx(eta * math.exp(kappa))
@@ -34,7 +35,7 @@ def test_fast_rule_hand_computed_trace():
         expected *= math.exp(kappa * 0.25)
         assert layer.alpha.item() == pytest.approx(expected, rel=1e-6)
 
-    layer = dt.AIMLE(identity, controller="fast", initial_alpha=0.3, target_nnz=1.0)
+    layer = dt.AIMLE(identity, controller="fast", initial_alpha=0.3, target_nnz=1.0, count="entries")
     _step(layer, theta, upstream)  # count 3 > 1 ⇒ error clipped at −1
     assert layer.alpha.item() == pytest.approx(0.3 * math.exp(-kappa))
 
@@ -101,9 +102,9 @@ def test_paper_preset_reproduces_algorithm_1_alpha_and_ema_trace_from_observed_c
     counts = []
     observe = layer._observe
 
-    def spy(diff, out):  # the unscaled MAP differences the controller sees: [S, n] here
+    def spy(diff, out, grad_f):  # the unscaled MAP differences the controller sees: [S, n] here
         counts.append(torch.count_nonzero(diff).item() / (diff.numel() // diff.shape[-1]))
-        observe(diff, out)
+        observe(diff, out, grad_f)
 
     layer._observe = spy
     trace = []
@@ -222,3 +223,30 @@ def test_solution_count_divides_by_the_forward_solution_size():
     assert seen[3, "solution"] == pytest.approx(seen[3, "entries"] / 3)
     with pytest.raises(ValueError, match="count"):
         dt.AIMLE(argmax, count="sample")
+
+
+@pytest.mark.parametrize("count", ["entries", "solution"])
+def test_count_over_active_leaves_out_pairs_without_upstream_gradient(count):
+    """Examples whose upstream gradient is 0 change nothing: "active" averages over the others only."""
+    theta = torch.randn(4, 6, generator=torch.Generator().manual_seed(0))
+    upstream = torch.randn(4, 6, generator=torch.Generator().manual_seed(1))
+    upstream[2:] = 0.0  # two examples whose loss is satisfied
+    ema = {}
+    for over in ("batch", "active"):
+        layer = dt.AIMLE(argmax, noise=None, count=count, count_over=over, initial_alpha=5.0, decay=0.5)
+        _step(layer, theta, upstream)
+        ema[over] = layer.nnz_ema.item()
+    batch_mean = (ema["batch"] - 0.5) / 0.5  # Eq. 9 inverted: ḡ = γ ḡ₀ + (1 − γ) m, ḡ₀ = 1
+    assert batch_mean > 0  # α = 5 moves the argmax of the active examples
+    assert ema["active"] == pytest.approx(0.5 + 0.5 * batch_mean * 4 / 2)
+
+
+def test_count_over_active_with_no_active_pair_keeps_the_state():
+    layer = dt.AIMLE(argmax, noise=None, count_over="active", initial_alpha=0.7)
+    _step(layer, torch.randn(3, 5), torch.zeros(3, 5))
+    assert (layer.alpha.item(), layer.nnz_ema.item()) == (pytest.approx(0.7), 1.0)
+
+
+def test_count_over_rejects_unknown_values():
+    with pytest.raises(ValueError, match="count_over must be 'batch' or 'active'"):
+        dt.AIMLE(argmax, count_over="examples")

@@ -107,14 +107,14 @@ def test_full_command_generates_trains_continues_and_reports(tmp_path, monkeypat
     main([*common, "--seed", "0", "--epochs", "2", "--out-dir", str(runs / "aimle-s0")])  # continues the run
     assert "at epoch 2 of 2" in capsys.readouterr().out
     config = torch.load(runs / "aimle-s0" / "checkpoint.pt", weights_only=True)["config"]
-    assert (config["noise"], config["target_nnz"], config["precision"]) == ("none", 16.0, "bf16")
+    assert (config["noise"], config["target_nnz"], config["precision"]) == ("none", None, "bf16")  # c: AIMLE's
 
     main(["report", "--runs-dir", str(runs), "--out-dir", str(tmp_path / "report"), "--name", "t"])
     table = (tmp_path / "report" / "t.md").read_text().splitlines()
     rows = {line.split(" | ")[0].lstrip("| "): line for line in table[2:]}
     assert set(rows) == {"AIMLE (central)", "Blackbox"}
     assert (
-        " | c = 16, η = 0.01, no noise | 0, 1 | 1/2 | bf16 | " in rows["AIMLE (central)"]
+        " | AIMLE's defaults, no noise | 0, 1 | 1/2 | bf16 | " in rows["AIMLE (central)"]
         and " ± " in rows["AIMLE (central)"]
     )
     summary = json.loads((tmp_path / "report" / "t.json").read_text())

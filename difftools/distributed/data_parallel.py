@@ -9,7 +9,9 @@ from torch import Tensor
 __all__ = ["summed_over_ranks"]
 
 
-def summed_over_ranks(count: Tensor, instances: int, *, enabled: bool = True) -> tuple[Tensor, Tensor | int]:
+def summed_over_ranks(
+    count: Tensor, instances: Tensor | int, *, enabled: bool = True
+) -> tuple[Tensor, Tensor | int]:
     """``(count, instances)`` summed over all ranks, or unchanged without an initialised process group.
 
     Both travel in ONE tensor, as exact int64 (a half-precision sum would round) or, for a
@@ -20,6 +22,7 @@ def summed_over_ranks(count: Tensor, instances: int, *, enabled: bool = True) ->
     if not (enabled and dist.is_available() and dist.is_initialized()):
         return count, instances
     dtype = torch.float64 if count.is_floating_point() else torch.int64
-    stats = torch.stack([count.to(dtype), count.new_full((), instances, dtype=dtype)])
+    total = instances.to(dtype) if isinstance(instances, Tensor) else count.new_full((), instances, dtype=dtype)
+    stats = torch.stack([count.to(dtype), total])
     dist.all_reduce(stats)
     return stats[0], stats[1]

@@ -32,7 +32,8 @@ AIMLE_PRESETS: dict[str, dict[str, Any]] = {
         "decay": 0.9,
         "initial_alpha": 1.0,
         "lam_scope": "example",
-        "count": "entries",
+        "count": "solution",
+        "count_over": "active",
     },
     "paper": {
         "central": True,
@@ -42,6 +43,7 @@ AIMLE_PRESETS: dict[str, dict[str, Any]] = {
         "initial_alpha": 0.0,
         "lam_scope": "example",
         "count": "entries",
+        "count_over": "batch",
     },
     "reference": {
         "central": False,
@@ -51,6 +53,7 @@ AIMLE_PRESETS: dict[str, dict[str, Any]] = {
         "initial_alpha": 1.0,
         "lam_scope": "batch",
         "count": "entries",
+        "count_over": "batch",
     },
 }
 
@@ -80,9 +83,16 @@ class AIMLE(FiniteDifference):
         initial_alpha: α₀.
         lam_scope: ``"example"`` (Eq. 8 per example) or ``"batch"`` (one λ for the batch).
         count: what c counts per sample and example: ``"entries"``, the non-zero entries of the
-            MAP difference (Eq. 9), or ``"solution"``, that number divided by the non-zero entries
-            of the forward MAP state (at least 1), so that c = 1 means "a difference as large as
-            a solution" for any solver (for argmax and one-hot states the two are the same).
+            MAP difference (Eq. 9, the paper's and the reference code's), or ``"solution"`` (the
+            default), that number divided by the non-zero entries of the forward MAP state (at
+            least 1), so that c = 1 means "a difference as large as a solution" for any solver:
+            for argmax the two are the same, for a path of 16 cells c = 1 per solution is c = 16
+            entries.
+        count_over: which (sample, example) pairs the mean count averages over: ``"batch"``, all
+            of them (Eq. 9), or ``"active"`` (the default), those whose upstream gradient is not
+            zero. An example whose loss is already satisfied (a Hamming loss on a correct path) gets
+            no perturbation and changes nothing, whatever α is; counted as 0 it pulls α up without
+            bound once most of the batch is right.
         sync: all-reduce the counts under ``torch.distributed``.
         **finite_difference: ``samples``, ``noise`` (Gumbel), ``noise_temperature``,
             ``target_noise_temperature``, ``generator``, ``check_finite``
@@ -109,6 +119,7 @@ class AIMLE(FiniteDifference):
         initial_alpha: float | None = None,
         lam_scope: str | None = None,
         count: str | None = None,
+        count_over: str | None = None,
         sync: bool = True,
         **finite_difference: Any,
     ):
@@ -129,6 +140,7 @@ class AIMLE(FiniteDifference):
             initial_alpha=initial_alpha,
             lam_scope=lam_scope,
             count=count,
+            count_over=count_over,
         )
         settings = {k: AIMLE_PRESETS[rule.preset][k] if v is None else v for k, v in given.items()}
         super().__init__(solver, central=settings["central"], **finite_difference)
@@ -144,6 +156,9 @@ class AIMLE(FiniteDifference):
         if settings["count"] not in ("entries", "solution"):
             raise ValueError(f"AIMLE: count must be 'entries' or 'solution', got {settings['count']!r}")
         self.count = settings["count"]
+        if settings["count_over"] not in ("batch", "active"):
+            raise ValueError(f"AIMLE: count_over must be 'batch' or 'active', got {settings['count_over']!r}")
+        self.count_over = settings["count_over"]
         if not isinstance(sync, bool):
             raise TypeError(f"AIMLE: sync must be a bool, got {sync!r}")
         self.sync = sync
@@ -172,14 +187,19 @@ class AIMLE(FiniteDifference):
         count = nonzero.sum(0, keepdim=True).clamp_min(1)
         return self.alpha.to(theta.dtype) * ratio.sum(0, keepdim=True) / count
 
-    def _observe(self, diff: Tensor, out: Tensor) -> None:
+    def _observe(self, diff: Tensor, out: Tensor, grad_f: Tensor) -> None:
         event_dim = self.solver.event_dim
-        instances = math.prod(diff.shape[: diff.dim() - event_dim])
+        dims = tuple(range(diff.dim() - event_dim, diff.dim()))
+        instances: Tensor | int
         with torch.no_grad():
+            if self.count_over == "active":  # (sample, example) pairs with ∇f ≠ 0, as a tensor: no host sync
+                instances = torch.count_nonzero(torch.count_nonzero(grad_f, dim=dims) if dims else grad_f)
+            else:
+                instances = math.prod(diff.shape[: diff.dim() - event_dim])
+            # Inactive pairs need no mask: their shift λ ∇f is 0, so both MAP points and the difference coincide.
             if self.count == "entries":
                 nonzero = torch.count_nonzero(diff)
             else:  # per (sample, example): changed entries per entry of the forward solution
-                dims = tuple(range(diff.dim() - event_dim, diff.dim()))
                 size = torch.count_nonzero(out, dim=dims).clamp_min_(1)
                 nonzero = (torch.count_nonzero(diff, dim=dims) / size).sum()
             nonzero, instances = summed_over_ranks(nonzero, instances, enabled=self.sync)
@@ -193,7 +213,9 @@ class AIMLE(FiniteDifference):
         tensor after an all-reduce); a step without instances (an empty batch on every rank)
         leaves α and ḡ unchanged.
         """
-        count = instances.clamp_min(1) if isinstance(instances, Tensor) else instances
+        # In the state's dtype: a float64 instance count (after an all-reduce of fractional counts)
+        # would otherwise promote the update and round differently from a single process.
+        count = instances.clamp_min(1).to(self.nnz_ema.dtype) if isinstance(instances, Tensor) else instances
         mean_nnz = nonzero.to(self.nnz_ema.dtype) / count
         ema = self.decay * self.nnz_ema + (1.0 - self.decay) * mean_nnz
         alpha = self.rule.next_alpha(self.alpha, ema, mean_nnz, target=self.target_nnz, step=self.step)
@@ -213,6 +235,5 @@ class AIMLE(FiniteDifference):
         ]
         if self.lam_scope != "example":
             parts.append(f"lam_scope={self.lam_scope!r}")
-        if self.count != "entries":
-            parts.append(f"count={self.count!r}")
+        parts += [f"count={self.count!r}", f"count_over={self.count_over!r}"]  # always: the presets differ
         return parts + super()._extra_repr_parts()

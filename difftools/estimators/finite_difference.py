@@ -98,7 +98,7 @@ class FiniteDifference(PerturbAndMAP):
         # The controller counts only the changes that become gradient entries. Where λ = 0 both MAP
         # points coincide, except in the forward difference towards another temperature's target.
         moved_target = not self.central and self.target_noise_temperature is not None
-        self._observe(diff * (inverse > 0) if moved_target else diff, out)
+        self._observe(diff * (inverse > 0) if moved_target else diff, out, grad_f)
         if samples == 1:  # no mean over one sample: saves a full pass (and returns a fresh tensor, not a view)
             return diff[0] * inverse.squeeze(0)
         return (diff * inverse).mean(0)
@@ -109,8 +109,8 @@ class FiniteDifference(PerturbAndMAP):
     def _step(self, theta: Tensor, grad_f: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def _observe(self, diff: Tensor, out: Tensor) -> None:
-        """Hook for the adaptive controller: sees the unscaled MAP differences and the forward's MAP states."""
+    def _observe(self, diff: Tensor, out: Tensor, grad_f: Tensor) -> None:
+        """Hook for the adaptive controller: the unscaled MAP differences, the forward's MAP states and ∇f."""
 
     def _extra_repr_parts(self) -> list[str]:
         parts = [f"central={self.central}"]

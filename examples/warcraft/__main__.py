@@ -25,12 +25,10 @@ QUICK_COUNTS = {"train": 2000, "val": 200, "test": 200}
 QUICK_DATA = "data/quick"
 QUICK_RUN = "runs/warcraft-quick"
 QUICK_EPOCHS = 4
-# AIMLE settings of the demo and the `full` command (docs/examples/warcraft.md): a path changes in blocks
-# of cells, so the target number of non-zero gradient entries is about a path's length (1.3 K) rather
-# than the paper's c = 1 (with c = 1, α settles near 0.005 and the full recipe loses accuracy epoch after
-# epoch); a 10x larger step η lets α warm up within a short run; and no input noise, which learns
-# faster than Gumbel noise at temperature 1.
-QUICK_AIMLE = {"noise": "none", "target_nnz": 16.0, "aimle_step": 1e-2}
+# AIMLE settings of the demo and the `full` command (docs/examples/warcraft.md): AIMLE's defaults (whose
+# count target c = 1 per solution is about a path's length in cells), without input noise, which learns
+# much faster here than Gumbel noise at temperature 1 (docs/aimle-defaults.md, "Warcraft quick").
+QUICK_AIMLE = {"noise": "none"}
 
 
 def _generate(args: argparse.Namespace) -> None:
@@ -62,6 +60,9 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         aimle_step=args.aimle_step,
         aimle_controller=args.controller,
         lam_scope=args.lam_scope,
+        aimle_count=args.aimle_count,
+        aimle_count_over=args.aimle_count_over,
+        initial_alpha=args.initial_alpha,
         solver_executor=args.solver_executor,
         scheduler_address=args.scheduler,
         precision=args.precision,
@@ -270,17 +271,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--noise-temperature", type=float, default=1.0, help="noise scale (AIMLE / I-MLE noise, perturbed-fy's σ)"
     )
     p.add_argument("--samples", type=int, default=None, help="perturbation samples per map")
-    p.add_argument("--target-nnz", type=float, default=1.0, help="AIMLE target number of non-zero gradients c")
-    p.add_argument("--aimle-step", type=float, default=1e-3, help="AIMLE update step η")
+    # AIMLE's own arguments: None (not given) leaves them to dt.AIMLE's defaults.
+    p.add_argument("--target-nnz", type=float, default=None, help="AIMLE's count target c (default: AIMLE's)")
+    p.add_argument("--aimle-step", type=float, default=None, help="AIMLE's update step η (default: AIMLE's)")
     p.add_argument(
-        "--controller", choices=("paper", "fast"), default="paper", help="AIMLE λ controller (Eq. 10 or fast)"
+        "--controller",
+        choices=("fast", "paper", "reference"),
+        default=None,
+        help="AIMLE's α rule and preset: fast, paper (Algorithm 1) or reference (default: AIMLE's)",
     )
     p.add_argument(
         "--lam-scope",
         choices=("example", "batch"),
-        default="example",
-        help="AIMLE's λ per example (Eq. 8) or one per batch (the reference code)",
+        default=None,
+        help="AIMLE's λ per example (Eq. 8) or one per batch (the reference code; default: AIMLE's)",
     )
+    p.add_argument(
+        "--aimle-count",
+        choices=("entries", "solution"),
+        default=None,
+        help="what AIMLE's c counts: non-zero entries (Eq. 9) or entries ÷ the MAP state's (default: AIMLE's)",
+    )
+    p.add_argument(
+        "--aimle-count-over",
+        choices=("batch", "active"),
+        default=None,
+        help="AIMLE's mean count over all maps (Eq. 9) or those with a non-zero loss gradient (default: AIMLE's)",
+    )
+    p.add_argument("--initial-alpha", type=float, default=None, help="AIMLE's α₀ (default: AIMLE's)")
     p.add_argument("--sigma", type=float, default=None, help="deprecated: use --noise-temperature")
     p.add_argument("--resume", action="store_true", help="continue the run in --out-dir from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace the run in --out-dir (its checkpoint and log)")

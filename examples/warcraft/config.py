@@ -31,10 +31,14 @@ class TrainConfig:
     noise: str = "gumbel"  # perturbation of AIMLE / I-MLE: "gumbel", "sum-of-gamma" or "none"
     noise_temperature: float = 1.0  # the noise scale of AIMLE / I-MLE and of perturbed-fy's Perturbed layer
     samples: int | None = None  # perturbation samples per instance (AIMLE / I-MLE / Perturbed)
-    target_nnz: float = 1.0  # AIMLE's c
-    aimle_step: float = 1e-3  # AIMLE's η
-    aimle_controller: str = "paper"  # AIMLE's λ controller: "paper" (Eq. 10) or "fast"
-    lam_scope: str = "example"  # AIMLE's λ (Eq. 8) per example, or one per batch (the reference code)
+    # AIMLE's own arguments; None leaves the argument to dt.AIMLE's defaults (docs/aimle-defaults.md).
+    target_nnz: float | None = None  # c
+    aimle_step: float | None = None  # η
+    aimle_controller: str | None = None  # the α rule: "fast", "paper" (Algorithm 1) or "reference"
+    lam_scope: str | None = None  # λ (Eq. 8) per "example", or one per "batch" (the reference code)
+    aimle_count: str | None = None  # what c counts: "entries" (Eq. 9) or "solution" (÷ the MAP state's size)
+    aimle_count_over: str | None = None  # the count's mean over the whole "batch" (Eq. 9) or the "active" maps
+    initial_alpha: float | None = None  # α₀
     solver_executor: str = "none"  # "none" (batched torch solver) or "dask" (reference Dijkstra per map)
     scheduler_address: str | None = None
     precision: str = "fp32"  # "fp32" or "bf16": autocast of the network only; solver and loss stay fp32
@@ -47,6 +51,7 @@ class TrainConfig:
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.difference is None and self.method in ("aimle", "imle"):
+            # AIMLE's default (its "fast" preset) for AIMLE, the I-MLE paper's for I-MLE.
             self.difference = "central" if self.method == "aimle" else "forward"
         if self.difference not in (None, "central", "forward"):
             raise ValueError(f"difference must be 'central' or 'forward', got {self.difference!r}")
@@ -70,6 +75,11 @@ class TrainConfig:
         ``noise_temperature`` (the one name of the noise scale; theirs was unused by perturbed-fy).
         """
         saved = dict(saved)
+        # Runs saved before AIMLE's arguments could be left to its defaults hold all of them but
+        # these, whose values then were Eq. 9's (and α₀ the controller's, which None still means).
+        if saved.get("method") == "aimle" and "target_nnz" in saved:
+            saved.setdefault("aimle_count", "entries")
+            saved.setdefault("aimle_count_over", "batch")
         if "sigma" in saved:
             sigma = saved.pop("sigma")
             if saved.get("method") == "perturbed-fy":

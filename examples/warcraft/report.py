@@ -7,6 +7,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from difftools.estimators import AIMLE_PRESETS
 from examples import common
 from examples.warcraft.train import BEST, CHECKPOINT, LOG, TrainConfig, evaluate_run
 
@@ -35,15 +36,27 @@ PUBLISHED_12X12 = {"Blackbox": "96.0% / 95.2%", "I-MLE (forward)": "95.2%", "Per
 
 
 def describe_settings(config: TrainConfig) -> str:
-    """The method's own hyper-parameters in a few words, e.g. ``c = 16, η = 0.01, no noise``."""
+    """The method's own hyper-parameters in a few words, e.g. ``c = 16, η = 0.01, no noise, paper controller``."""
     noise = "no noise" if config.noise == "none" else f"{config.noise} τ = {config.noise_temperature:g}"
     if config.method == "aimle":
-        parts = [f"c = {config.target_nnz:g}", f"η = {config.aimle_step:g}", noise]
-        if config.aimle_controller != "paper":
+        # Arguments left to AIMLE's defaults (None) are not named.
+        parts = [f"c = {config.target_nnz:g}"] if config.target_nnz is not None else []
+        # What c counts is named where it differs from the controller's preset.
+        preset = AIMLE_PRESETS[config.aimle_controller or "fast"]
+        if config.aimle_count not in (None, preset["count"]):
+            parts.append(f"c per {'entry' if config.aimle_count == 'entries' else config.aimle_count}")
+        if config.aimle_count_over not in (None, preset["count_over"]):
+            parts.append("counted over every map" if config.aimle_count_over == "batch" else "counted over active maps")
+        if config.aimle_step is not None:
+            parts.append(f"η = {config.aimle_step:g}")
+        parts.append(noise)
+        if config.aimle_controller is not None:
             parts.append(f"{config.aimle_controller} controller")
-        if getattr(config, "lam_scope", "example") != "example":
+        if config.initial_alpha is not None:
+            parts.append(f"α₀ = {config.initial_alpha:g}")
+        if config.lam_scope not in (None, "example"):
             parts.append(f"λ per {config.lam_scope}")
-        return ", ".join(parts)
+        return ", ".join(parts) if len(parts) > 1 else f"AIMLE's defaults, {noise}"
     if config.method == "imle":
         return f"λ = {config.lam:g}, {noise}"
     if config.method == "blackbox":

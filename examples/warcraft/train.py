@@ -121,19 +121,22 @@ def build_method(config: TrainConfig, solver: Any, generator: torch.Generator | 
     """
     perturbation = dict(
         samples=config.samples,
-        central=config.difference == "central",
         noise=_noise(config),
         noise_temperature=config.noise_temperature,
         generator=generator,
+        central=config.difference == "central",
     )
+    aimle = {
+        "target_nnz": config.target_nnz,
+        "step": config.aimle_step,
+        "controller": config.aimle_controller,
+        "lam_scope": config.lam_scope,
+        "count": config.aimle_count,
+        "count_over": config.aimle_count_over,
+        "initial_alpha": config.initial_alpha,
+    }
     layers = {
-        "aimle": dict(
-            perturbation,
-            target_nnz=config.target_nnz,
-            step=config.aimle_step,
-            controller=config.aimle_controller,
-            lam_scope=config.lam_scope,
-        ),
+        "aimle": dict(perturbation, **{name: value for name, value in aimle.items() if value is not None}),
         "imle": dict(perturbation, lam=config.lam),
         "blackbox": dict(lam=config.lam),
     }
