@@ -242,11 +242,13 @@ def test_timeout_on_a_batched_solver_and_a_fast_one():
 
 @pytest.mark.usefixtures("release_blocked_solvers")
 def test_timeout_thread_is_a_daemon():
-    before = {t.ident for t in threading.enumerate()}
+    # Thread objects, not idents: a thread left by an earlier test can end meanwhile and the
+    # new thread reuse its ident.
+    before = set(threading.enumerate())
     stuck = dt.solver(blocks, sense="max", timeout=0.05)
     with pytest.raises(dt.SolverError):
         stuck(torch.ones(1, 3))
-    left = [t for t in threading.enumerate() if t.ident not in before]
+    left = [t for t in threading.enumerate() if t not in before]
     assert left and all(t.daemon for t in left)  # interpreter exit does not wait for it
 
 

@@ -33,12 +33,13 @@ def test_scaling_out_page_runs_and_its_values_are_the_pages():
     start_forkserver()
     with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
         ns = run_blocks("docs/scaling-out.md", after)
-    # DDP script: the fast controller adapted α from its initial 1.0 towards the target count (c = 1
-    # non-zero entry per example), and the moving count ended near c: a controller that never ran, or
-    # diverged, fails here. The 30 steps moved the model towards the first four items.
+    # DDP script: the fast controller moved α from its initial 1.0 (down, to about 0.85) and the moving
+    # count ended near the target c = 1 (changed entries per entry of the top-4 solution, over the
+    # active pairs): a controller that never ran, or diverged, fails here. The 30 steps moved the
+    # model towards the first four items.
     layer = seen["layer"]
-    assert layer.initial_alpha == 1.0 and 0 < layer.alpha.item() < 0.5
-    assert abs(layer.nnz_ema.item() - layer.target_nnz) < 0.5
+    assert layer.initial_alpha == 1.0 and 0.5 < layer.alpha.item() < 0.99
+    assert abs(layer.nnz_ema.item() - layer.target_nnz) < 0.2
     torch.manual_seed(0)
     untrained = torch.nn.Linear(16, 32)  # the script's initial weights (same seed, first module)
     assert _picks_of_the_first_four(seen["model"][0]) > _picks_of_the_first_four(untrained) + 0.05
