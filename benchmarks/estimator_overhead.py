@@ -32,6 +32,8 @@ def _topk_onehot(x: torch.Tensor, k: int) -> torch.Tensor:
 class HandWritten:
     """Central-difference AIMLE written out by hand: what the library should cost at most.
 
+    It counts like the library's defaults (per solution, over the pairs with a non-zero ∇f).
+
     ``controller``: ``"fast"`` (the default rule, log-space update of α from the batch count) or
     ``"paper"`` (Eq. 10), the same rule the library layer it is compared with runs.
     """
@@ -54,7 +56,11 @@ class HandWritten:
         minus = _topk_onehot(base - lam * grad_f, self.k)
         diff = plus - minus
         grad = (diff / (2 * lam)).mean(0)
-        nnz = (diff != 0).sum(-1).float().mean()
+        # The count of the library's default (count="solution", count_over="active"): changed
+        # entries per entry of the forward solution, averaged over the pairs with ∇f ≠ 0.
+        changed = (diff != 0).sum(-1) / (_z != 0).sum(-1).clamp_min(1)
+        active = (grad_f != 0).any(-1).sum().clamp_min(1)
+        nnz = changed.sum() / active
         self.ema = 0.9 * self.ema + 0.1 * nnz
         if self.controller == "fast":
             self.alpha = self.alpha.clamp_min(1e-3) * torch.exp(0.5 * (1.0 - nnz).clamp(-1.0, 1.0))

@@ -9,7 +9,6 @@ returns and how the backward turns the downstream gradient into a gradient for Î
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -21,7 +20,7 @@ from difftools.context import PerInstance, per_instance_hint, with_hint
 from difftools.contract import for_solver
 from difftools.errors import SolverError
 from difftools.noise import Noise
-from difftools.output_checks import solver_repr, warn_if_not_discrete
+from difftools.output_checks import all_finite, solver_repr, warn_if_not_discrete
 from difftools.registry import resolve_solver
 
 __all__ = ["PerturbAndMAP", "check_parameter", "event_sum", "map_in_max_form", "max_form"]
@@ -264,13 +263,6 @@ def map_in_max_form(
         # scores or probabilities does so everywhere, and checking all S samples costs ~SÃ— more.
         warn_if_not_discrete(solver, z[0], owner)
     return z
-
-
-def all_finite(x: Tensor) -> bool:
-    """Whether every entry is finite; one reduction in the common case (one host sync)."""
-    # A finite sum implies finite entries (NaN and Inf propagate); only a non-finite sum, which
-    # may also be an overflow, needs the element-wise check.
-    return math.isfinite(x.sum().item()) or bool(torch.isfinite(x).all())
 
 
 def max_form(theta: Tensor, sense: str) -> Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 import weakref
 from typing import Any
@@ -12,7 +13,7 @@ from torch import Tensor
 
 from difftools.errors import SolverError
 
-__all__ = ["check_solver_output", "solver_repr", "warn_if_not_discrete"]
+__all__ = ["all_finite", "check_solver_output", "solver_repr", "warn_if_not_discrete"]
 
 _NON_NUMERIC = {getattr(torch, n) for n in ("quint8", "qint8", "qint32") if hasattr(torch, n)}
 
@@ -46,10 +47,17 @@ def check_solver_output(z: Any, theta: Tensor, name: str, index: int | None = No
         )
     if z.dtype.is_complex or z.dtype in _NON_NUMERIC:
         raise SolverError(f"returned dtype {z.dtype}, expected a real dtype", solver=name, index=index)
-    if on_host and z.dtype.is_floating_point and not bool(torch.isfinite(z).all()):
+    if on_host and z.dtype.is_floating_point and not all_finite(z):
         raise SolverError("returned non-finite values (NaN or Inf)", solver=name, index=index)
     return z.to(device=theta.device, dtype=theta.dtype)
 
+
+
+def all_finite(x: Tensor) -> bool:
+    """Whether every entry is finite; one reduction in the common case (one host sync)."""
+    # A finite sum implies finite entries (NaN and Inf propagate); only a non-finite sum, which
+    # may also be an overflow, needs the element-wise check.
+    return math.isfinite(x.sum().item()) or bool(torch.isfinite(x).all())
 
 
 _OUTPUT_WARNED: weakref.WeakSet = weakref.WeakSet()

@@ -205,6 +205,28 @@ def test_controller_rules_are_objects_a_name_or_an_instance():
         FastRule(gain=-1.0)
 
 
+def test_fast_rule_stops_at_max_alpha_when_the_count_is_out_of_reach():
+    """Forward differences without noise, and a loss that only reinforces the forward solution: the
+    backward MAP never differs, the count stays 0 < c, and α used to grow by e^0.5 per step to inf
+    (λ = inf then takes no step). It stops at max_alpha, finite, and the gradient stays finite."""
+    from difftools.estimators import FastRule
+
+    theta = torch.randn(16, 5, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    layer = dt.AIMLE(argmax, central=False, noise=None)
+    assert layer.rule.max_alpha == 100.0 and "max_alpha=100" in repr(layer.rule)
+    for _ in range(300):  # e^(0.5·300) overflows float32 without the ceiling
+        theta.grad = None
+        (-(layer(theta) * 2.0).sum()).backward()  # ∇f = −2 on the argmax: θ − λ∇f keeps the same argmax
+    assert layer.alpha.item() == 100.0 and layer.nnz_ema.item() < 1e-9  # ḡ decays from 1 towards 0
+    assert torch.isfinite(theta.grad).all()
+    low = dt.AIMLE(argmax, central=False, noise=None, controller=FastRule(max_alpha=2.0))
+    for _ in range(20):
+        low(theta).sum().neg().backward()
+    assert low.alpha.item() == 2.0
+    with pytest.raises(ValueError, match="FastRule: max_alpha must be a finite number > 0"):
+        FastRule(max_alpha=0.0)
+
+
 def test_solution_count_divides_by_the_forward_solution_size():
     """count="solution": c counts changed entries per entry of the forward MAP state (= "entries" for one-hot)."""
     from difftools.solvers.topk import TopK

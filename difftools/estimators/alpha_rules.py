@@ -55,21 +55,30 @@ class PaperRule(AlphaRule):
 
 
 class FastRule(AlphaRule):
-    """``α ← max(α, η) · exp(κ · clip((c − m) / c, −1, 1))``, m this batch's mean count, κ = ``gain``.
+    """``α ← min(max(α, η) · exp(κ · clip((c − m) / c, −1, 1)), α_max)``, m this batch's mean count.
 
     Multiplicative (additive in log α) and driven by the current count rather than the lagging ḡ,
     it reaches the target in about 15 steps where Eq. 10 needs hundreds (``controller="fast"``).
+    κ is ``gain``; α_max is ``max_alpha``.
+
+    Why a ceiling: the count can be out of reach. A forward difference without noise changes at
+    most the cells where the prediction and MAP(θ − λ∇f) differ, and once the prediction is close
+    to the target that is fewer than c whatever λ is; α then grew by e^κ every step, overflowed to
+    inf within a few hundred steps, and λ = inf takes no step: training stopped (Warcraft, forward,
+    no noise). Past α ≈ 100 the step λ∇f is a hundred times ‖θ‖, so the perturbed MAP no longer
+    depends on θ and a larger α changes nothing but the gradient's scale.
     """
 
     name = preset = "fast"
 
-    def __init__(self, gain: float = FAST_GAIN):
+    def __init__(self, gain: float = FAST_GAIN, max_alpha: float = 100.0):
         self.gain = check_positive(gain, "FastRule", "gain")
+        self.max_alpha = check_positive(max_alpha, "FastRule", "max_alpha")
 
     def next_alpha(self, alpha: Tensor, ema: Tensor, count: Tensor, *, target: float, step: float) -> Tensor:
         scale = target if target > 0 else 1.0
         factor = ((target - count) / scale).clamp_(-1.0, 1.0).mul_(self.gain).exp_()
-        return alpha.clamp_min(step) * factor
+        return (alpha.clamp_min(step) * factor).clamp_max_(self.max_alpha)
 
     def __repr__(self) -> str:
-        return f"FastRule(gain={self.gain:g})"
+        return f"FastRule(gain={self.gain:g}, max_alpha={self.max_alpha:g})"

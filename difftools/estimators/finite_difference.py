@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from typing import Any
 
@@ -15,6 +16,18 @@ from difftools.noise import Gumbel, Noise
 from difftools.output_checks import solver_repr
 
 __all__ = ["FiniteDifference", "IMLE", "Blackbox"]
+
+
+@functools.cache
+def _finite_step_bounds(dtype: torch.dtype) -> tuple[float, float]:
+    """The smallest and largest positive λ of ``dtype`` whose reciprocal is finite in it."""
+    high = torch.finfo(dtype).max
+    low = torch.tensor(1.0 / high, dtype=dtype)
+    while not torch.isfinite(low.reciprocal()):  # 1/max rounds to a subnormal: step up to the first good one
+        low = torch.nextafter(low, torch.tensor(1.0, dtype=dtype))
+    while torch.isfinite(torch.nextafter(low, torch.tensor(0.0, dtype=dtype)).reciprocal()):
+        low = torch.nextafter(low, torch.tensor(0.0, dtype=dtype))
+    return float(low), high
 
 
 class FiniteDifference(PerturbAndMAP):
@@ -75,10 +88,15 @@ class FiniteDifference(PerturbAndMAP):
         samples = target.shape[0]
         grad_f = grad_out * samples if samples > 1 else grad_out
         lam = self._step(theta, grad_f)  # [S or 1, *batch, 1...] broadcastable over samples and event
-        if not self._fixed_step:
-            # A λ whose reciprocal is not finite in θ's dtype (0, subnormal, or overflowed to inf) takes
-            # no step: its gradient is 0 instead of 0·inf = NaN, and no perturbed point is ±inf.
-            lam = torch.where(torch.isfinite(lam.reciprocal()) & torch.isfinite(lam), lam, 0.0)
+        if self._fixed_step:
+            steps = lam > 0
+        else:
+            # A λ that is not finite, or whose reciprocal is not (0, the smallest subnormals), takes no
+            # step: its gradient is 0 instead of 0·inf = NaN, and no perturbed point is ±inf. Two
+            # comparisons against the dtype's bounds (NaN fails both), not two element-wise isfinite.
+            low, high = _finite_step_bounds(lam.dtype)
+            steps = (lam >= low) & (lam <= high)
+            lam = torch.where(steps, lam, 0.0)
         shift = lam * grad_f
         if self.central:
             # Both ends of the difference in one tensor and one solver call: [2S, *batch, *event],
@@ -94,7 +112,7 @@ class FiniteDifference(PerturbAndMAP):
                 diff = out - self._map(target - shift, context, samples)
         # 1/(2λ) or 1/λ where λ > 0 (0.5/λ, not 1/(2λ): 2λ may overflow where 1/λ is finite) and 0
         # where λ = 0 (no step taken, so no gradient — never NaN).
-        inverse = torch.where(lam > 0, (0.5 if self.central else 1.0) / lam, 0.0)
+        inverse = torch.where(steps, (0.5 if self.central else 1.0) / lam, 0.0)
         # The controller counts only the changes that become gradient entries. Where λ = 0 both MAP
         # points coincide, except in the forward difference towards another temperature's target.
         moved_target = not self.central and self.target_noise_temperature is not None
