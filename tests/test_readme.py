@@ -113,16 +113,16 @@ README_METHODS = {
 
 def test_quoted_results_are_the_warcraft_pages():
     table = WARCRAFT_PAGE.split("<!-- full-table -->")[1].split("<!-- /full-table -->")[0]
-    accuracy = {}  # method -> optimal-cost accuracy column
+    accuracy: dict[str, set[str]] = {}  # method -> its rows' optimal-cost accuracy column (settings differ)
     for row in table.strip().splitlines()[2:]:
         cells = [c.strip() for c in row.strip("|").split("|")]
-        accuracy[cells[0]] = cells[5]
+        accuracy.setdefault(cells[0], set()).add(cells[5])
     results = README.split("Measured on the generated data")[1].split("see the Warcraft results page")[0]
     for wording, method in README_METHODS.items():
         words = r"\s+".join(map(re.escape, wording.split()))  # the README wraps lines anywhere
         quoted = re.search(words + r"\s+([\d.]+(?: ± [\d.]+)?%)", results)
         assert quoted, wording
-        assert quoted[1] == accuracy[method], (wording, quoted[1], accuracy[method])
+        assert quoted[1] in accuracy[method], (wording, quoted[1], accuracy[method])
     # The demo: its wall time and accuracy as measured on the page.
     seconds = re.search(r"under a minute \((\d+) s measured", README)[1]
     assert f"**{seconds} s of wall time from scratch**" in WARCRAFT_PAGE
