@@ -48,7 +48,7 @@ class HandWritten:
         u = torch.rand((s, *theta.shape), device=theta.device)
         eps = u.clamp_min_(torch.finfo(u.dtype).tiny).log_().neg_().log_().neg_()  # Gumbel(0, 1)
         base = theta + eps
-        _z = _topk_onehot(base, self.k)
+        z = _topk_onehot(base, self.k)
         grad_f = dy * s
         ratio = theta.norm(dim=-1, keepdim=True) / grad_f.norm(dim=-1, keepdim=True)
         lam = self.alpha * ratio.mean(0, keepdim=True)
@@ -58,7 +58,7 @@ class HandWritten:
         grad = (diff / (2 * lam)).mean(0)
         # The count of the library's default (count="solution", count_over="active"): changed
         # entries per entry of the forward solution, averaged over the pairs with ∇f ≠ 0.
-        changed = (diff != 0).sum(-1) / (_z != 0).sum(-1).clamp_min(1)
+        changed = (diff != 0).sum(-1) / (z != 0).sum(-1).clamp_min(1)
         active = (grad_f != 0).any(-1).sum().clamp_min(1)
         nnz = changed.sum() / active
         self.ema = 0.9 * self.ema + 0.1 * nnz

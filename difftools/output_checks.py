@@ -52,7 +52,6 @@ def check_solver_output(z: Any, theta: Tensor, name: str, index: int | None = No
     return z.to(device=theta.device, dtype=theta.dtype)
 
 
-
 def all_finite(x: Tensor) -> bool:
     """Whether every entry is finite; one reduction in the common case (one host sync)."""
     # A finite sum implies finite entries (NaN and Inf propagate); only a non-finite sum, which
