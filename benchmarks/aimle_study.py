@@ -30,6 +30,7 @@ from difftools.solvers.topk import argmax
 from torch import Tensor
 
 import difftools as dt
+from difftools.estimators import FastRule
 from examples.synthetic.task import cosine, estimate_gradient, exact_gradient, make_problem
 
 __all__ = ["CountingAIMLE", "make_aimle", "SYNTHETIC_CONFIGS", "PYEPO_CONFIGS", "synthetic_study", "pyepo_study"]
@@ -72,8 +73,10 @@ def make_aimle(solver: Any, config: dict[str, Any], **extra: Any) -> dt.AIMLE:
     ``count`` is ``"sample"`` (AIMLE's Eq. 9 count, the default), ``"solution"`` (AIMLE's own
     ``count="solution"``) or one of the study's counts (:class:`CountingAIMLE`'s ``mode``).
     """
-    kwargs = {k: v for k, v in config.items() if k not in ("name", "count")}
+    kwargs = {k: v for k, v in config.items() if k not in ("name", "count", "max_alpha")}
     kwargs.update(extra)
+    if "max_alpha" in config:  # the fast rule with another ceiling
+        kwargs["controller"] = FastRule(max_alpha=config["max_alpha"])
     # Rows without these keys were measured before AIMLE had them, i.e. with Eq. 9's count over the batch.
     kwargs.setdefault("count_over", "batch")
     count = config.get("count", "sample")
@@ -363,6 +366,36 @@ PYEPO_CONFIGS: list[dict[str, Any]] = [
         "count_over": "active",
         "samples": 10,
     },
+    # Fifth session: the fast rule's ceiling α_max (FastRule(max_alpha=...)); with forward differences
+    # and no noise the count is out of reach late in training and α sits at the ceiling, so a low
+    # ceiling is a relative λ = α_max ‖θ‖ / ‖∇f‖ that the rule only lowers.
+    *(
+        {
+            "name": f"defaults, α ≤ {cap:g}{label}",
+            "count": "solution",
+            "count_over": "active",
+            "max_alpha": cap,
+            **extra,
+        }
+        for cap in (1.0, 0.3)
+        for label, extra in (
+            ("", {}),
+            (", forward", {"central": False}),
+            (", forward, no noise", {"central": False, "noise": None}),
+            (", forward, SoG(5)", {"central": False, "noise": "sog"}),
+        )
+    ),
+    *(
+        {
+            "name": f"defaults, α ≤ {cap:g}, forward, no noise",
+            "count": "solution",
+            "count_over": "active",
+            "max_alpha": cap,
+            "central": False,
+            "noise": None,
+        }
+        for cap in (3.0, 10.0)
+    ),
 ]
 
 

@@ -138,9 +138,12 @@ class Solver:
         """TypeError / ValueError unless θ is a real floating tensor shaped ``[*batch, *event_shape]``."""
         who = self.solver_name
         shape = self.event_shape if self.event_shape is not None else (None,) * self.event_dim
-        meaning = self.theta_meaning or f"[*batch, {', '.join('*' if e is None else str(e) for e in shape)}] values"
+        # The messages are built only when raised: this runs on every solver call.
+        def meaning() -> str:
+            return self.theta_meaning or f"[*batch, {', '.join('*' if e is None else str(e) for e in shape)}] values"
+
         if not isinstance(theta, Tensor):
-            raise TypeError(f"{who}: θ must be a torch.Tensor of {meaning}, got {type(theta).__name__}")
+            raise TypeError(f"{who}: θ must be a torch.Tensor of {meaning()}, got {type(theta).__name__}")
         if theta.device.type == "meta":
             raise ValueError(f"{who}: θ is on the meta device (shapes only, no values); materialise it first")
         if self.floating_theta and not theta.dtype.is_floating_point:
@@ -150,7 +153,7 @@ class Solver:
         if trailing is None or any(e is not None and e != t for e, t in zip(shape, trailing)):
             expected = ", ".join("*" if e is None else str(e) for e in shape)
             raise ValueError(
-                f"{who}: θ has shape {tuple(theta.shape)}, expected {meaning}: event_dim={k} trailing dims "
+                f"{who}: θ has shape {tuple(theta.shape)}, expected {meaning()}: event_dim={k} trailing dims "
                 f"shaped [{expected}]"
             )
         if self.check_finite_theta and theta.numel() and not bool(torch.isfinite(theta).all()):

@@ -3,7 +3,7 @@
 :class:`PerturbAndMAP` resolves the solver, validates θ, handles the solver's sense once (a
 ``"min"`` solver is called on −θ, so every estimator works in max form), draws the noise,
 lays samples out first (``[S, *batch, *event]``), expands per-instance context over samples,
-and runs a single modern ``torch.autograd.Function``. Estimators only say what the forward
+and runs a single ``torch.autograd.Function``. Estimators only say what the forward
 returns and how the backward turns the downstream gradient into a gradient for θ.
 """
 
@@ -27,21 +27,25 @@ __all__ = ["PerturbAndMAP", "check_parameter", "event_sum", "map_in_max_form", "
 
 
 class _PerturbAndMAPFunction(torch.autograd.Function):
-    """Calls the estimator's ``_forward_impl`` / ``_backward_impl``; holds no logic of its own."""
+    """Calls the estimator's ``_forward_impl`` / ``_backward_impl``; holds no logic of its own.
+
+    Written in the classic style (``forward(ctx, ...)``, no ``setup_context``): for a Function with
+    ``setup_context``, ``Function.apply`` binds the arguments with ``inspect.signature`` on every
+    call, which was about a tenth of a small AIMLE step's fixed cost. The layer holds state and
+    calls solvers on the host, so it is not a candidate for torch.func transforms (vmap, jacrev),
+    the one thing ``setup_context`` would add.
+    """
 
     @staticmethod
-    def forward(theta: Tensor, estimator: PerturbAndMAP, context: dict) -> tuple[Tensor, ...]:
+    def forward(ctx: Any, theta: Tensor, estimator: PerturbAndMAP, context: dict) -> tuple[Tensor, ...]:
         out, state = estimator._forward_impl(theta, context)
-        return (out, *state)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
-        theta, estimator, context = inputs
+        output = (out, *state)
         ctx.estimator, ctx.context = estimator, context
         ctx.mark_non_differentiable(*output[1:])
         # The state outputs never receive gradients: don't let autograd fill zeros for them.
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(theta, *output)
+        return output
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor, *_state_grads: Any) -> tuple[Tensor | None, None, None]:
@@ -156,10 +160,18 @@ class PerturbAndMAP(nn.Module):
             )
         return self.noise.sample(shape, generator=gen, device=theta.device, dtype=theta.dtype)
 
-    def _map(self, theta: Tensor, context: dict, samples: int) -> Tensor:
+    def _map(self, theta: Tensor, context: dict, samples: int, *, check_discrete: bool = True) -> Tensor:
         """MAP(θ) in max form for θ ``[samples * k, *batch, *event]`` (see :func:`map_in_max_form`)."""
         owner = type(self).__name__
-        return map_in_max_form(self.solver, theta, context, samples, owner, check_finite=self.check_finite)
+        return map_in_max_form(
+            self.solver,
+            theta,
+            context,
+            samples,
+            owner,
+            check_finite=self.check_finite,
+            check_discrete=self.check_finite and check_discrete,
+        )
 
     def perturb_and_map(self, theta: Tensor, **context: Any) -> tuple[Tensor, Tensor]:
         """Noise ε and solutions ``z = MAP(θ' + τε)`` ``[S, *batch, *event]`` for θ in the solver's sense.
@@ -222,13 +234,21 @@ def check_parameter(theta: Any, solver: Any, owner: str, arg: str = "θ", *, che
 
 
 def map_in_max_form(
-    solver: Any, theta: Tensor, context: dict, samples: int, owner: str, *, check_finite: bool = True
+    solver: Any,
+    theta: Tensor,
+    context: dict,
+    samples: int,
+    owner: str,
+    *,
+    check_finite: bool = True,
+    check_discrete: bool | None = None,
 ) -> Tensor:
     """MAP(θ) in max form for θ ``[samples * k, *batch, *event]``: the sense handled here, once.
 
     Per-instance context given for ``[*batch]`` is laid out for the leading sample dim; errors get
     a hint when bare context looks per-instance; a solver writing into θ is refused; with
-    ``check_finite`` the first sample's solutions are checked against the solver's discrete set.
+    ``check_discrete`` (default: ``check_finite``) the first sample's solutions are checked against
+    the solver's discrete set.
     """
     # The core owns the sample dimension, so it lays per-instance context out over it; how the
     # solver then receives it is the contract's one rule (difftools.contract.for_solver).
@@ -258,7 +278,7 @@ def map_in_max_form(
             "backward, so the gradient would be wrong. Work on a copy: theta = theta.clone()",
             solver=getattr(solver, "name", None) or solver_repr(solver),
         )
-    if check_finite and isinstance(z, Tensor) and z.dim() > 0:
+    if (check_finite if check_discrete is None else check_discrete) and isinstance(z, Tensor) and z.dim() > 0:
         # The first sample's solutions only (the whole batch of one sample): a solver returning
         # scores or probabilities does so everywhere, and checking all S samples costs ~S× more.
         warn_if_not_discrete(solver, z[0], owner)
@@ -277,19 +297,21 @@ def event_sum(x: Tensor, event_dim: int) -> Tensor:
     return x.sum(dim=tuple(range(x.dim() - event_dim, x.dim())))
 
 
-def event_norm(x: Tensor, event_dim: int) -> Tensor:
+def event_norm(x: Tensor, event_dim: int, *, keep_float64: bool = False) -> Tensor:
     """L2 norm over the trailing ``event_dim`` dims (keeping them as size-1 dims), without under/overflow.
 
     Squaring raw entries underflows to 0 below about 1e-19 in float32 (1e-154 in float64) and
     overflows above about 1e19 (1e154), where the norm itself is still representable. Lower
-    precisions accumulate in float64 (one op); float64 divides by the largest magnitude m first
-    and returns m·‖x/m‖.
+    precisions accumulate in float64 (one op) and are returned in ``x``'s dtype, or in float64 with
+    ``keep_float64`` (a ratio of two norms then converts once); float64 divides by the largest
+    magnitude m first and returns m·‖x/m‖.
     """
     if event_dim == 0:
         return x.abs()
     dims = tuple(range(x.dim() - event_dim, x.dim()))
     if x.dtype != torch.float64:
-        return torch.linalg.vector_norm(x, dim=dims, keepdim=True, dtype=torch.float64).to(x.dtype)
+        norm = torch.linalg.vector_norm(x, dim=dims, keepdim=True, dtype=torch.float64)
+        return norm if keep_float64 else norm.to(x.dtype)
     scale = x.abs().amax(dim=dims, keepdim=True)
     unit = x / torch.where(scale > 0, scale, 1.0)
     return scale * torch.linalg.vector_norm(unit, dim=dims, keepdim=True)

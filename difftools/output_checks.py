@@ -69,7 +69,7 @@ def warn_if_not_discrete(solver: Any, z: Tensor, owner: str) -> None:
     The set is the solver's ``discrete`` attribute: ``"binary"`` (0/1), ``"integer"`` (the
     default) or None (real-valued solutions, e.g. LP vertices: no check). One comparison (a host
     synchronisation on CUDA), done only while the estimator checks finiteness, on the solutions of
-    the first sample of each solver call.
+    the first sample of each forward solver call (``map_in_max_form``'s ``check_discrete``).
     """
     kind = getattr(solver, "discrete", "integer")
     if kind is None or not z.dtype.is_floating_point or z.numel() == 0:

@@ -189,6 +189,25 @@ def test_constant_fraction_warns_for_protocol_solvers_too():
         _OUTPUT_WARNED_IDS.discard(id(solver))
 
 
+def test_only_the_forward_solver_call_is_checked_against_the_discrete_set():
+    """The backward's calls at perturbed points are not checked again (one check per step, not three)."""
+    calls = []
+
+    class FirstCallDiscrete:  # a batched protocol solver: one call per solve
+        sense, event_dim = "max", 1
+
+        def __call__(self, theta: torch.Tensor) -> torch.Tensor:
+            calls.append(tuple(theta.shape))
+            hot = torch.nn.functional.one_hot(theta.argmax(-1), theta.shape[-1]).to(theta.dtype)
+            return hot if len(calls) == 1 else torch.full_like(theta, 0.5)
+
+    theta = torch.randn(3, 4, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dt.AIMLE(FirstCallDiscrete())(theta).sum().backward()
+    assert calls == [(1, 3, 4), (2, 3, 4)]  # the forward, then both ends of the central difference
+
+
 def test_discrete_outputs_do_not_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -14,6 +14,7 @@ import torch.multiprocessing as mp
 import difftools
 from examples.warcraft.__main__ import main
 from examples.warcraft.labelling import dijkstra
+from examples.warcraft.report import describe_settings
 from examples.warcraft.train import TrainConfig, build_method, build_solver, hamming_distance, train
 
 TRAIN = ["--batch-size", "14", "--milestones", "1", "--no-progress", "--threads", "1"]
@@ -119,6 +120,18 @@ def test_controller_option_reaches_aimle(controller):
     config = TrainConfig(method="aimle", aimle_controller=controller)
     layer, _ = build_method(config, difftools.get_solver("grid_shortest_path"), None)
     assert layer.controller == controller
+
+
+def test_max_alpha_option_caps_the_fast_rule_and_is_refused_with_another_controller():
+    for controller in (None, "fast"):
+        config = TrainConfig(method="aimle", aimle_controller=controller, max_alpha=0.3)
+        layer, _ = build_method(config, difftools.get_solver("grid_shortest_path"), None)
+        assert layer.controller == "fast" and layer.rule.max_alpha == 0.3
+    layer, _ = build_method(TrainConfig(method="aimle"), difftools.get_solver("grid_shortest_path"), None)
+    assert layer.rule.max_alpha == difftools.estimators.FastRule().max_alpha  # not given: AIMLE's own ceiling
+    with pytest.raises(ValueError, match="max_alpha is the fast rule's ceiling"):
+        TrainConfig(method="aimle", aimle_controller="paper", max_alpha=1.0)
+    assert describe_settings(TrainConfig(method="aimle", noise="none", max_alpha=1.0)) == "no noise, α ≤ 1"
 
 
 @pytest.mark.parametrize("scope", ["example", "batch"])

@@ -177,12 +177,15 @@ class AIMLE(FiniteDifference):
                 nonzero, theta_norm / torch.where(nonzero, grad_norm, 1.0), 0.0
             )
         event_dim = self.solver.event_dim
-        grad_norm = event_norm(grad_f, event_dim)  # [S, *batch, 1...]
-        theta_norm = event_norm(theta, event_dim).unsqueeze(0)
-        nonzero = grad_norm > 0
+        grad_norm = event_norm(grad_f, event_dim, keep_float64=True)  # [S, *batch, 1...]
+        theta_norm = event_norm(theta, event_dim, keep_float64=True)  # [*batch, 1...]: broadcasts over S
         if grad_f.shape[0] == 1:
-            # One sample: no mean over samples. ‖θ‖/0 (inf or NaN) only appears where `where` drops it.
-            return self.alpha.to(theta.dtype) * torch.where(nonzero, theta_norm / grad_norm, 0.0)
+            # One sample: no mean over samples. Where ∇f = 0 the ratio is inf (NaN if θ = 0 too) and λ
+            # with it: FiniteDifference takes no step for a λ without a finite reciprocal (gradient 0,
+            # as the step of a zero ∇f must be), so no mask is needed here.
+            return self.alpha.to(theta.dtype) * (theta_norm / grad_norm).to(theta.dtype)
+        theta_norm, grad_norm = theta_norm.to(theta.dtype), grad_norm.to(theta.dtype)
+        nonzero = grad_norm > 0
         ratio = torch.where(nonzero, theta_norm / torch.where(nonzero, grad_norm, 1.0), 0.0)
         count = nonzero.sum(0, keepdim=True).clamp_min(1)
         return self.alpha.to(theta.dtype) * ratio.sum(0, keepdim=True) / count
@@ -215,15 +218,24 @@ class AIMLE(FiniteDifference):
         """
         # In the state's dtype: a float64 instance count (after an all-reduce of fractional counts)
         # would otherwise promote the update and round differently from a single process.
-        count = instances.clamp_min(1).to(self.nnz_ema.dtype) if isinstance(instances, Tensor) else instances
-        mean_nnz = nonzero.to(self.nnz_ema.dtype) / count
+        dtype = self.nnz_ema.dtype
+        count = instances
+        if isinstance(instances, Tensor):
+            count = instances.clamp_min(1)
+            # An integer count divides exactly as its float32 cast would; a fractional float64 one is cast.
+            count = count.to(dtype) if count.is_floating_point() else count
+        mean_nnz = nonzero.to(dtype) / count
         ema = self.decay * self.nnz_ema + (1.0 - self.decay) * mean_nnz
         alpha = self.rule.next_alpha(self.alpha, ema, mean_nnz, target=self.target_nnz, step=self.step)
-        if isinstance(instances, Tensor):  # after an all-reduce: keep the state where no rank saw an instance
+        if isinstance(instances, Tensor):
+            # Counted over active pairs or after an all-reduce: keep the state where no pair was seen,
+            # written straight into the buffers (no copy).
             seen = instances > 0
-            ema, alpha = torch.where(seen, ema, self.nnz_ema), torch.where(seen, alpha, self.alpha)
-        self.nnz_ema.copy_(ema)
-        self.alpha.copy_(alpha)
+            torch.where(seen, ema, self.nnz_ema, out=self.nnz_ema)
+            torch.where(seen, alpha, self.alpha, out=self.alpha)
+        else:
+            self.nnz_ema.copy_(ema)
+            self.alpha.copy_(alpha)
 
     def _extra_repr_parts(self) -> list[str]:
         parts = [

@@ -104,12 +104,14 @@ class FiniteDifference(PerturbAndMAP):
             points = shift.new_empty((2 * samples, *shift.shape[1:]))
             torch.add(target, shift, out=points[:samples])
             torch.sub(target, shift, out=points[samples:])
-            ends = self._map(points, context, 2 * samples)
+            # The forward's call on the same solver was checked against its discrete set (a solver
+            # returning scores does so on every call): the backward's calls are not checked again.
+            ends = self._map(points, context, 2 * samples, check_discrete=False)
             diff = ends[:samples] - ends[samples:]
         else:
             paired = self.solver.decided(bool(decision[0])) if decision else contextlib.nullcontext()
             with paired:
-                diff = out - self._map(target - shift, context, samples)
+                diff = out - self._map(target - shift, context, samples, check_discrete=False)
         # 1/(2λ) or 1/λ where λ > 0 (0.5/λ, not 1/(2λ): 2λ may overflow where 1/λ is finite) and 0
         # where λ = 0 (no step taken, so no gradient — never NaN).
         inverse = torch.where(steps, (0.5 if self.central else 1.0) / lam, 0.0)

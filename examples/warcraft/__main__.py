@@ -63,6 +63,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         aimle_count=args.aimle_count,
         aimle_count_over=args.aimle_count_over,
         initial_alpha=args.initial_alpha,
+        max_alpha=args.max_alpha,
         solver_executor=args.solver_executor,
         scheduler_address=args.scheduler,
         precision=args.precision,
@@ -299,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="AIMLE's mean count over all maps (Eq. 9) or those with a non-zero loss gradient (default: AIMLE's)",
     )
     p.add_argument("--initial-alpha", type=float, default=None, help="AIMLE's α₀ (default: AIMLE's)")
+    p.add_argument(
+        "--max-alpha", type=float, default=None, help="the fast rule's ceiling on α (default: FastRule's, 100)"
+    )
     p.add_argument("--sigma", type=float, default=None, help="deprecated: use --noise-temperature")
     p.add_argument("--resume", action="store_true", help="continue the run in --out-dir from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace the run in --out-dir (its checkpoint and log)")

@@ -39,6 +39,7 @@ class TrainConfig:
     aimle_count: str | None = None  # what c counts: "entries" (Eq. 9) or "solution" (÷ the MAP state's size)
     aimle_count_over: str | None = None  # the count's mean over the whole "batch" (Eq. 9) or the "active" maps
     initial_alpha: float | None = None  # α₀
+    max_alpha: float | None = None  # the fast rule's ceiling on α (FastRule(max_alpha=...)); None: AIMLE's
     solver_executor: str = "none"  # "none" (batched torch solver) or "dask" (reference Dijkstra per map)
     scheduler_address: str | None = None
     precision: str = "fp32"  # "fp32" or "bf16": autocast of the network only; solver and loss stay fp32
@@ -63,6 +64,10 @@ class TrainConfig:
             raise ValueError(f"solver_executor must be 'none' or 'dask', got {self.solver_executor!r}")
         if self.solver_executor == "dask" and not self.scheduler_address:
             raise ValueError("solver_executor='dask' needs a scheduler address (--scheduler tcp://HOST:PORT)")
+        if self.max_alpha is not None and self.aimle_controller not in (None, "fast"):
+            raise ValueError(
+                f"max_alpha is the fast rule's ceiling; it cannot be used with controller {self.aimle_controller!r}"
+            )
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")

@@ -54,6 +54,8 @@ def describe_settings(config: TrainConfig) -> str:
             parts.append(f"{config.aimle_controller} controller")
         if config.initial_alpha is not None:
             parts.append(f"α₀ = {config.initial_alpha:g}")
+        if config.max_alpha is not None:
+            parts.append(f"α ≤ {config.max_alpha:g}")
         if config.lam_scope not in (None, "example"):
             parts.append(f"λ per {config.lam_scope}")
         return ", ".join(parts) if len(parts) > 1 else f"AIMLE's defaults, {noise}"

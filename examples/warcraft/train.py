@@ -129,11 +129,13 @@ def build_method(config: TrainConfig, solver: Any, generator: torch.Generator | 
     aimle = {
         "target_nnz": config.target_nnz,
         "step": config.aimle_step,
-        "controller": config.aimle_controller,
         "lam_scope": config.lam_scope,
         "count": config.aimle_count,
         "count_over": config.aimle_count_over,
         "initial_alpha": config.initial_alpha,
+        "controller": config.aimle_controller
+        if config.max_alpha is None
+        else difftools.estimators.FastRule(max_alpha=config.max_alpha),
     }
     layers = {
         "aimle": dict(perturbation, **{name: value for name, value in aimle.items() if value is not None}),
