@@ -42,6 +42,8 @@ VARIANTS: dict[str, dict] = {
     "no-prior": {"kl_weight": 0.0},
     # The noise: Gumbel instead of Sum-of-Gamma.
     "gumbel": {"noise": "gumbel"},
+    # AIMLE's defaults' α rule (fast, α₀ = 1, c = 1 counted per solution over active pairs: 9 entries here).
+    "fast": {"controller": "fast"},
 }
 QUICK = {"hidden": 64, "batch_size": 32, "lr": 5e-4, "train_size": 6000, "log_every": 50, "eval_batch_size": 100}
 

@@ -177,6 +177,16 @@ def test_config_defaults_follow_the_paper():
         Config(target_nnz=0)
 
 
+def test_controller_option_selects_algorithm_1_or_aimles_defaults():
+    from examples.nri.train import Model
+
+    paper, fast = Model(Config(hidden=8)).tree, Model(Config(hidden=8, controller="fast")).tree
+    assert (paper.controller, paper.initial_alpha, paper.count) == ("paper", 0.0, "entries")  # Algorithm 1
+    assert (fast.controller, fast.initial_alpha, fast.count, fast.count_over) == ("fast", 1.0, "solution", "active")
+    with pytest.raises(ValueError, match="controller must be 'paper' or 'fast'"):
+        Config(controller="reference")
+
+
 @pytest.mark.cuda
 def test_trains_on_cuda(data_dir, tmp_path):
     _train(tmp_path / "gpu", data_dir, "--iterations", "2", "--device", "cuda")

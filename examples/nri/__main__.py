@@ -81,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
         f"{_default('lam_scope')}",
     )
     tr.add_argument(
+        "--controller",
+        choices=("paper", "fast"),
+        help="AIMLE's α rule: Algorithm 1 (α₀ = 0, c in entries) or AIMLE's defaults (α₀ = 1, c per solution) "
+        f"{_default('controller')}",
+    )
+    tr.add_argument(
         "--noise", choices=("sog", "gumbel"), help=f"perturbation: Sum-of-Gamma (k = 10) or Gumbel {_default('noise')}"
     )
     tr.add_argument(

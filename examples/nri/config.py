@@ -42,6 +42,9 @@ class Config:
     imle_lambda: float = 10.0
     target_nnz: float = 1.0
     lam_scope: str = "example"
+    # AIMLE's α rule: "paper" (Algorithm 1: α₀ = 0, η = 10⁻³, c counted in entries) as in the paper's
+    # NRI runs, or "fast" (AIMLE's defaults: α₀ = 1, c counted per solution, over active pairs).
+    controller: str = "paper"
     noise: str = "sog"
     kl_weight: float = 1.0
     iterations: int = 50_000
@@ -74,6 +77,8 @@ class Config:
         nnz = self.target_nnz
         if isinstance(nnz, bool) or not isinstance(nnz, (int, float)) or not nnz > 0:
             raise ValueError(f"Config: target_nnz must be a positive number, got {nnz!r}")
+        if self.controller not in ("paper", "fast"):
+            raise ValueError(f"Config: controller must be 'paper' or 'fast', got {self.controller!r}")
         if self.lam_scope not in ("example", "batch"):
             raise ValueError(f"Config: lam_scope must be 'example' or 'batch', got {self.lam_scope!r}")
         if self.noise not in NOISE_NAMES:

@@ -50,12 +50,12 @@ class Model(nn.Module):
             "check_finite": check_finite,
         }
         own = {
+            # The paper rule spells out Algorithm 1's settings; "fast" leaves them to AIMLE's defaults.
             "aimle": dict(
-                controller="paper",
-                step=1e-3,
-                initial_alpha=0.0,
+                controller=config.controller,
                 target_nnz=config.target_nnz,
                 lam_scope=config.lam_scope,
+                **({"step": 1e-3, "initial_alpha": 0.0} if config.controller == "paper" else {}),
             ),
             "imle": dict(lam=config.imle_lambda),
         }
