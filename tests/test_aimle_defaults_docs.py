@@ -33,7 +33,7 @@ def _presets_table() -> dict[str, dict[str, object]]:
 
 def test_documented_presets_are_the_code_presets():
     table = _presets_table()
-    assert set(table) == set(AIMLE_PRESETS) == {"fast", "paper", "reference"}
+    assert set(table) == set(AIMLE_PRESETS) == {"fast", "deterministic", "paper", "reference"}
     for controller, settings in table.items():
         assert settings == AIMLE_PRESETS[controller], controller
 

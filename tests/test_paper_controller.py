@@ -139,7 +139,7 @@ def test_steps_to_target_uses_a_window_mean():
 
 
 def test_controller_argument_validation_state_dict_and_repr():
-    with pytest.raises(ValueError, match="controller must be one of 'fast', 'paper', 'reference'"):
+    with pytest.raises(ValueError, match="controller must be one of 'fast', 'deterministic', 'paper', 'reference'"):
         dt.AIMLE(argmax, controller="momentum")
     fast, paper = dt.AIMLE(argmax), dt.AIMLE(argmax, controller="paper")
     assert set(fast.state_dict()) == set(paper.state_dict()) == {"alpha", "nnz_ema"}
@@ -203,6 +203,38 @@ def test_controller_rules_are_objects_a_name_or_an_instance():
         assert getattr(by_object, setting) == getattr(by_name, setting)
     with pytest.raises(ValueError, match="FastRule: gain must be a finite number > 0"):
         FastRule(gain=-1.0)
+
+
+def test_deterministic_preset_is_map_forward_and_a_ceiling_of_one():
+    """No noise (the forward pass is MAP(θ) itself), forward differences, the fast rule with α ≤ 1."""
+    from difftools.estimators import DeterministicRule, FastRule
+
+    layer = dt.AIMLE(argmax, controller="deterministic")
+    assert layer.noise is None and not layer.central and layer.controller == "deterministic"
+    assert isinstance(layer.rule, DeterministicRule) and isinstance(layer.rule, FastRule)
+    assert layer.rule.max_alpha == 1.0
+    theta = torch.randn(16, 5, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    z = layer(theta)
+    assert torch.equal(z, argmax(theta.detach()))
+    # A loss whose target never differs from the prediction: the count stays 0 < c, α climbs to 1 and stops.
+    for _ in range(50):
+        theta.grad = None
+        (-(layer(theta) * theta.detach()).sum()).backward()
+        assert layer.alpha.item() <= 1.0 and torch.isfinite(theta.grad).all()
+    assert layer.alpha.item() == 1.0
+    # One step of a loss that moves the target: the gradient is (MAP(θ) − MAP(θ − λ∇f)) / λ, λ = ‖θ‖ / ‖∇f‖.
+    fresh = dt.AIMLE(argmax, controller="deterministic")
+    upstream = torch.randn(16, 5, generator=torch.Generator().manual_seed(1))
+    theta.grad = None
+    fresh(theta).backward(upstream)
+    lam = theta.detach().norm(dim=-1, keepdim=True) / upstream.norm(dim=-1, keepdim=True)
+    expected = (argmax(theta.detach()) - argmax(theta.detach() - lam * upstream)) / lam
+    torch.testing.assert_close(theta.grad, expected)
+    # Explicit arguments win over the preset, as for every preset.
+    noisy = dt.AIMLE(argmax, controller="deterministic", noise=dt.Gumbel(), central=True)
+    assert isinstance(noisy.noise, dt.Gumbel) and noisy.central
+    assert dt.AIMLE(argmax, controller=DeterministicRule(max_alpha=0.3)).rule.max_alpha == 0.3
+    assert "DeterministicRule(gain=0.5, max_alpha=1)" == repr(DeterministicRule())
 
 
 def test_fast_rule_stops_at_max_alpha_when_the_count_is_out_of_reach():

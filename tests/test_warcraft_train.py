@@ -129,9 +129,25 @@ def test_max_alpha_option_caps_the_fast_rule_and_is_refused_with_another_control
         assert layer.controller == "fast" and layer.rule.max_alpha == 0.3
     layer, _ = build_method(TrainConfig(method="aimle"), difftools.get_solver("grid_shortest_path"), None)
     assert layer.rule.max_alpha == difftools.estimators.FastRule().max_alpha  # not given: AIMLE's own ceiling
-    with pytest.raises(ValueError, match="max_alpha is the fast rule's ceiling"):
+    capped = TrainConfig(method="aimle", aimle_controller="deterministic", max_alpha=0.3)
+    layer, _ = build_method(capped, difftools.get_solver("grid_shortest_path"), None)
+    assert layer.controller == "deterministic" and layer.rule.max_alpha == 0.3 and layer.noise is None
+    with pytest.raises(ValueError, match="max_alpha is the ceiling of the fast rule"):
         TrainConfig(method="aimle", aimle_controller="paper", max_alpha=1.0)
     assert describe_settings(TrainConfig(method="aimle", noise="none", max_alpha=1.0)) == "no noise, α ≤ 1"
+
+
+def test_noise_left_out_is_the_methods_own():
+    """No --noise: I-MLE's Gumbel; AIMLE's controller preset (Gumbel, none and forward for deterministic)."""
+    solver = difftools.get_solver("grid_shortest_path")
+    imle, _ = build_method(TrainConfig(method="imle"), solver, None)
+    fast, _ = build_method(TrainConfig(method="aimle"), solver, None)
+    deterministic, _ = build_method(TrainConfig(method="aimle", aimle_controller="deterministic"), solver, None)
+    assert isinstance(imle.noise, difftools.Gumbel) and isinstance(fast.noise, difftools.Gumbel) and fast.central
+    assert deterministic.noise is None and not deterministic.central
+    given, _ = build_method(TrainConfig(method="aimle", aimle_controller="deterministic", noise="gumbel"), solver, None)
+    assert isinstance(given.noise, difftools.Gumbel)  # given explicitly: it wins
+    assert TrainConfig(method="aimle", aimle_controller="deterministic").effective_noise == "none"
 
 
 @pytest.mark.parametrize("scope", ["example", "batch"])

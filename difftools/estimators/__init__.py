@@ -11,7 +11,7 @@ Losses built on these live in :mod:`difftools.losses`.
 """
 
 from difftools.estimators.aimle import AIMLE, AIMLE_PRESETS
-from difftools.estimators.alpha_rules import AlphaRule, FastRule, PaperRule
+from difftools.estimators.alpha_rules import AlphaRule, DeterministicRule, FastRule, PaperRule
 from difftools.estimators.finite_difference import IMLE, Blackbox, FiniteDifference
 from difftools.estimators.score_function import Perturbed, ScoreFunction
 from difftools.estimators.straight_through import STE
@@ -23,6 +23,7 @@ __all__ = [
     "STE",
     "AlphaRule",
     "Blackbox",
+    "DeterministicRule",
     "FastRule",
     "FiniteDifference",
     "PaperRule",

@@ -15,7 +15,7 @@ from torch import Tensor
 from difftools._validation import check_non_negative, check_positive, check_real
 from difftools.core import event_norm
 from difftools.distributed.data_parallel import summed_over_ranks
-from difftools.estimators.alpha_rules import FAST_GAIN, AlphaRule, FastRule, PaperRule
+from difftools.estimators.alpha_rules import FAST_GAIN, AlphaRule, DeterministicRule, FastRule, PaperRule
 from difftools.estimators.finite_difference import FiniteDifference
 
 __all__ = ["AIMLE", "AIMLE_PRESETS", "AIMLE_RULES"]
@@ -23,7 +23,9 @@ __all__ = ["AIMLE", "AIMLE_PRESETS", "AIMLE_RULES"]
 # The settings each AIMLE controller starts from; an argument passed explicitly overrides its entry.
 # "paper" is Algorithm 1 of Minervini et al. (2023) exactly; "reference" the authors' code
 # (torch-adaptive-imle's AdaptiveTargetDistribution defaults with symmetric_perturbation=False);
-# "fast", the default, was chosen by measurement (docs/aimle-defaults.md, benchmarks/aimle_study.py).
+# "fast", the default, was chosen by measurement (docs/aimle-defaults.md, benchmarks/aimle_study.py);
+# "deterministic" is the measured best for training through a solver on its decisions (no sampling).
+# "noise" is the noise left to the preset when none is passed: "gumbel" (Gumbel(0, 1)) or None.
 AIMLE_PRESETS: dict[str, dict[str, Any]] = {
     "fast": {
         "central": True,
@@ -34,6 +36,18 @@ AIMLE_PRESETS: dict[str, dict[str, Any]] = {
         "lam_scope": "example",
         "count": "solution",
         "count_over": "active",
+        "noise": "gumbel",
+    },
+    "deterministic": {
+        "central": False,
+        "target_nnz": 1.0,
+        "step": 1e-3,
+        "decay": 0.9,
+        "initial_alpha": 1.0,
+        "lam_scope": "example",
+        "count": "solution",
+        "count_over": "active",
+        "noise": None,
     },
     "paper": {
         "central": True,
@@ -44,6 +58,7 @@ AIMLE_PRESETS: dict[str, dict[str, Any]] = {
         "lam_scope": "example",
         "count": "entries",
         "count_over": "batch",
+        "noise": "gumbel",
     },
     "reference": {
         "central": False,
@@ -54,11 +69,17 @@ AIMLE_PRESETS: dict[str, dict[str, Any]] = {
         "lam_scope": "batch",
         "count": "entries",
         "count_over": "batch",
+        "noise": "gumbel",
     },
 }
 
 # The α rule of each controller name.
-AIMLE_RULES: dict[str, AlphaRule] = {"fast": FastRule(), "paper": PaperRule(), "reference": PaperRule(strict=True)}
+AIMLE_RULES: dict[str, AlphaRule] = {
+    "fast": FastRule(),
+    "deterministic": DeterministicRule(),
+    "paper": PaperRule(),
+    "reference": PaperRule(strict=True),
+}
 
 
 class AIMLE(FiniteDifference):
@@ -74,8 +95,10 @@ class AIMLE(FiniteDifference):
     Args:
         controller: the α rule and the preset (:data:`AIMLE_PRESETS`) that arguments left at None
             take: ``"fast"`` (default, chosen by measurement: ``docs/aimle-defaults.md``),
-            ``"paper"`` (Algorithm 1 exactly) or ``"reference"`` (the authors' code); or an
-            :class:`~difftools.estimators.AlphaRule`, whose ``preset`` names its preset.
+            ``"deterministic"`` (no noise, forward differences, α ≤ 1: for training through a
+            solver on its decisions, the best AIMLE setting measured on PyEPO's tasks and
+            Warcraft), ``"paper"`` (Algorithm 1 exactly) or ``"reference"`` (the authors' code);
+            or an :class:`~difftools.estimators.AlphaRule`, whose ``preset`` names its preset.
         central: central differences (else forward).
         target_nnz: c, the target number of non-zero gradient entries per example.
         step: η, α's step (Eq. 10) and, for the fast rule, its floor.
@@ -94,7 +117,7 @@ class AIMLE(FiniteDifference):
             no perturbation and changes nothing, whatever α is; counted as 0 it pulls α up without
             bound once most of the batch is right.
         sync: all-reduce the counts under ``torch.distributed``.
-        **finite_difference: ``samples``, ``noise`` (Gumbel), ``noise_temperature``,
+        **finite_difference: ``samples``, ``noise`` (Gumbel; None for ``"deterministic"``), ``noise_temperature``,
             ``target_noise_temperature``, ``generator``, ``check_finite``
             (:class:`~difftools.estimators.FiniteDifference`).
 
@@ -142,7 +165,10 @@ class AIMLE(FiniteDifference):
             count=count,
             count_over=count_over,
         )
-        settings = {k: AIMLE_PRESETS[rule.preset][k] if v is None else v for k, v in given.items()}
+        preset = AIMLE_PRESETS[rule.preset]
+        settings = {k: preset[k] if v is None else v for k, v in given.items()}
+        if "noise" not in finite_difference and preset["noise"] is None:  # else FiniteDifference's Gumbel
+            finite_difference["noise"] = None
         super().__init__(solver, central=settings["central"], **finite_difference)
         self.rule = rule
         self.controller = rule.name

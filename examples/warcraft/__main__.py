@@ -267,7 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--train-maps", type=int, default=None, help="use only the first N training maps (default: all)")
     p.add_argument("--lam", type=float, default=20.0, help="λ of I-MLE and Blackbox")
-    p.add_argument("--noise", default="gumbel", choices=["gumbel", "sum-of-gamma", "none"], help="AIMLE / I-MLE noise")
+    p.add_argument(
+        "--noise",
+        default=None,
+        choices=["gumbel", "sum-of-gamma", "none"],
+        help="AIMLE / I-MLE noise (default: the method's: Gumbel; AIMLE's controller preset's)",
+    )
     p.add_argument(
         "--noise-temperature", type=float, default=1.0, help="noise scale (AIMLE / I-MLE noise, perturbed-fy's σ)"
     )
@@ -277,9 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aimle-step", type=float, default=None, help="AIMLE's update step η (default: AIMLE's)")
     p.add_argument(
         "--controller",
-        choices=("fast", "paper", "reference"),
+        choices=("fast", "deterministic", "paper", "reference"),
         default=None,
-        help="AIMLE's α rule and preset: fast, paper (Algorithm 1) or reference (default: AIMLE's)",
+        help="AIMLE's α rule and preset: fast, deterministic (no noise, forward, α ≤ 1), paper (Algorithm 1) or "
+        "reference (default: AIMLE's)",
     )
     p.add_argument(
         "--lam-scope",
@@ -301,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--initial-alpha", type=float, default=None, help="AIMLE's α₀ (default: AIMLE's)")
     p.add_argument(
-        "--max-alpha", type=float, default=None, help="the fast rule's ceiling on α (default: FastRule's, 100)"
+        "--max-alpha", type=float, default=None, help="the fast rule's ceiling on α (default: the controller's)"
     )
     p.add_argument("--sigma", type=float, default=None, help="deprecated: use --noise-temperature")
     p.add_argument("--resume", action="store_true", help="continue the run in --out-dir from its checkpoint")

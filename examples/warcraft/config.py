@@ -10,6 +10,13 @@ METHODS = ("aimle", "aimle-forward", "imle", "blackbox", "perturbed-fy", "spo+")
 PRECISIONS = ("fp32", "bf16")
 
 
+def _aimle_preset(controller: str | None) -> dict:
+    """The AIMLE preset a controller name starts from (imported here: ``--help`` needs no torch)."""
+    from difftools.estimators import AIMLE_PRESETS
+
+    return AIMLE_PRESETS.get(controller or "fast", AIMLE_PRESETS["fast"])
+
+
 @dataclass
 class TrainConfig:
     """Everything a run depends on; stored in the checkpoint as a plain dict."""
@@ -28,13 +35,15 @@ class TrainConfig:
     out_dir: str = "runs/warcraft"
     train_maps: int | None = None  # use only the first N training maps
     lam: float = 20.0  # λ of I-MLE and Blackbox
-    noise: str = "gumbel"  # perturbation of AIMLE / I-MLE: "gumbel", "sum-of-gamma" or "none"
+    # Perturbation of AIMLE / I-MLE: "gumbel", "sum-of-gamma" or "none"; None: the method's own (Gumbel for
+    # I-MLE; for AIMLE its controller's preset: Gumbel, none for "deterministic").
+    noise: str | None = None
     noise_temperature: float = 1.0  # the noise scale of AIMLE / I-MLE and of perturbed-fy's Perturbed layer
     samples: int | None = None  # perturbation samples per instance (AIMLE / I-MLE / Perturbed)
     # AIMLE's own arguments; None leaves the argument to dt.AIMLE's defaults (docs/aimle-defaults.md).
     target_nnz: float | None = None  # c
     aimle_step: float | None = None  # η
-    aimle_controller: str | None = None  # the α rule: "fast", "paper" (Algorithm 1) or "reference"
+    aimle_controller: str | None = None  # the α rule: "fast", "deterministic", "paper" (Algorithm 1) or "reference"
     lam_scope: str | None = None  # λ (Eq. 8) per "example", or one per "batch" (the reference code)
     aimle_count: str | None = None  # what c counts: "entries" (Eq. 9) or "solution" (÷ the MAP state's size)
     aimle_count_over: str | None = None  # the count's mean over the whole "batch" (Eq. 9) or the "active" maps
@@ -52,11 +61,12 @@ class TrainConfig:
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.difference is None and self.method in ("aimle", "imle"):
-            # AIMLE's default (its "fast" preset) for AIMLE, the I-MLE paper's for I-MLE.
-            self.difference = "central" if self.method == "aimle" else "forward"
+            # AIMLE's default (its controller's preset) for AIMLE, the I-MLE paper's for I-MLE.
+            central = self.method == "aimle" and _aimle_preset(self.aimle_controller)["central"]
+            self.difference = "central" if central else "forward"
         if self.difference not in (None, "central", "forward"):
             raise ValueError(f"difference must be 'central' or 'forward', got {self.difference!r}")
-        if self.noise not in ("gumbel", "sum-of-gamma", "none"):
+        if self.noise not in (None, "gumbel", "sum-of-gamma", "none"):
             raise ValueError(f"noise must be 'gumbel', 'sum-of-gamma' or 'none', got {self.noise!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
@@ -64,9 +74,10 @@ class TrainConfig:
             raise ValueError(f"solver_executor must be 'none' or 'dask', got {self.solver_executor!r}")
         if self.solver_executor == "dask" and not self.scheduler_address:
             raise ValueError("solver_executor='dask' needs a scheduler address (--scheduler tcp://HOST:PORT)")
-        if self.max_alpha is not None and self.aimle_controller not in (None, "fast"):
+        if self.max_alpha is not None and self.aimle_controller not in (None, "fast", "deterministic"):
             raise ValueError(
-                f"max_alpha is the fast rule's ceiling; it cannot be used with controller {self.aimle_controller!r}"
+                "max_alpha is the ceiling of the fast rule (controllers fast and deterministic); it cannot be used "
+                f"with controller {self.aimle_controller!r}"
             )
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
@@ -90,6 +101,15 @@ class TrainConfig:
             if saved.get("method") == "perturbed-fy":
                 saved["noise_temperature"] = sigma
         return cls(**saved)
+
+    @property
+    def effective_noise(self) -> str:
+        """The perturbation the method uses: ``noise``, or the method's own where it is None."""
+        if self.noise is not None:
+            return self.noise
+        if self.method == "aimle":
+            return _aimle_preset(self.aimle_controller)["noise"] or "none"
+        return "gumbel"
 
     @property
     def label(self) -> str:

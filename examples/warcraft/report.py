@@ -37,7 +37,8 @@ PUBLISHED_12X12 = {"Blackbox": "96.0% / 95.2%", "I-MLE (forward)": "95.2%", "Per
 
 def describe_settings(config: TrainConfig) -> str:
     """The method's own hyper-parameters in a few words, e.g. ``c = 16, η = 0.01, no noise, paper controller``."""
-    noise = "no noise" if config.noise == "none" else f"{config.noise} τ = {config.noise_temperature:g}"
+    effective = config.effective_noise
+    noise = "no noise" if effective == "none" else f"{effective} τ = {config.noise_temperature:g}"
     if config.method == "aimle":
         # Arguments left to AIMLE's defaults (None) are not named.
         parts = [f"c = {config.target_nnz:g}"] if config.target_nnz is not None else []

@@ -105,12 +105,22 @@ def build_solver(config: TrainConfig) -> Iterator[Any]:
 
 
 def _noise(config: TrainConfig) -> difftools.Noise | None:
+    """The perturbation ``config.noise`` names (call only when it is not None: the method's own)."""
     if config.noise == "none":
         return None
     if config.noise == "sum-of-gamma":
         # The shape k is the expected number of active variables: about 1.3 K cells on a path.
         return difftools.SumOfGamma(k=max(1, round(1.3 * config.size)))
     return difftools.Gumbel()
+
+
+def _aimle_rule(config: TrainConfig) -> str | difftools.estimators.AlphaRule | None:
+    """AIMLE's controller: its name, or the fast rule (or the deterministic preset's) with ``max_alpha``."""
+    if config.max_alpha is None:
+        return config.aimle_controller
+    if config.aimle_controller == "deterministic":
+        return difftools.estimators.DeterministicRule(max_alpha=config.max_alpha)
+    return difftools.estimators.FastRule(max_alpha=config.max_alpha)
 
 
 def build_method(config: TrainConfig, solver: Any, generator: torch.Generator | None) -> tuple[nn.Module, Any]:
@@ -121,10 +131,11 @@ def build_method(config: TrainConfig, solver: Any, generator: torch.Generator | 
     """
     perturbation = dict(
         samples=config.samples,
-        noise=_noise(config),
         noise_temperature=config.noise_temperature,
         generator=generator,
         central=config.difference == "central",
+        # Not given (None): the method's own noise (I-MLE's Gumbel, the AIMLE controller's preset).
+        **({} if config.noise is None else {"noise": _noise(config)}),
     )
     aimle = {
         "target_nnz": config.target_nnz,
@@ -133,9 +144,7 @@ def build_method(config: TrainConfig, solver: Any, generator: torch.Generator | 
         "count": config.aimle_count,
         "count_over": config.aimle_count_over,
         "initial_alpha": config.initial_alpha,
-        "controller": config.aimle_controller
-        if config.max_alpha is None
-        else difftools.estimators.FastRule(max_alpha=config.max_alpha),
+        "controller": _aimle_rule(config),
     }
     layers = {
         "aimle": dict(perturbation, **{name: value for name, value in aimle.items() if value is not None}),
