@@ -396,6 +396,8 @@ PYEPO_CONFIGS: list[dict[str, Any]] = [
         }
         for cap in (3.0, 10.0)
     ),
+    # The preset made of the best of them (no noise, forward, α ≤ 1): the same numbers as that row.
+    {"name": "controller='deterministic'", "controller": "deterministic", "count": "solution", "count_over": "active"},
 ]
 
 

@@ -308,6 +308,7 @@ def dt_methods(problem: Problem, solver: Any | None = None) -> dict[str, Callabl
         "I-MLE": lambda: _dt_layer_loss(dt.IMLE(s, lam=10, samples=10, noise=dt.SumOfGamma(5), central=False)),
         "AIMLE (defaults)": lambda: _dt_layer_loss(dt.AIMLE(s)),
         "AIMLE (defaults, samples=10)": lambda: _dt_layer_loss(dt.AIMLE(s, samples=10)),
+        "AIMLE (deterministic)": lambda: _dt_layer_loss(dt.AIMLE(s, controller="deterministic")),
         "AIMLE (PyEPO-matched)": lambda: _dt_layer_loss(aimle_matched(s, sense)),
         "AIMLE (PyEPO-matched, +ε on costs)": lambda: _dt_layer_loss(
             aimle_matched(s, sense, noise=CostSideNoise(dt.SumOfGamma(5)) if sense == "min" else dt.SumOfGamma(5))

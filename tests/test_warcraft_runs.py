@@ -107,15 +107,16 @@ def test_full_command_generates_trains_continues_and_reports(tmp_path, monkeypat
     main([*common, "--seed", "0", "--epochs", "2", "--out-dir", str(runs / "aimle-s0")])  # continues the run
     assert "at epoch 2 of 2" in capsys.readouterr().out
     config = torch.load(runs / "aimle-s0" / "checkpoint.pt", weights_only=True)["config"]
-    assert (config["noise"], config["target_nnz"], config["precision"]) == ("none", None, "bf16")  # c: AIMLE's
+    # The deterministic preset, and everything else AIMLE's (noise, c, ... left to it).
+    assert (config["aimle_controller"], config["difference"]) == ("deterministic", "forward")
+    assert (config["noise"], config["target_nnz"], config["precision"]) == (None, None, "bf16")
 
     main(["report", "--runs-dir", str(runs), "--out-dir", str(tmp_path / "report"), "--name", "t"])
     table = (tmp_path / "report" / "t.md").read_text().splitlines()
     rows = {line.split(" | ")[0].lstrip("| "): line for line in table[2:]}
-    assert set(rows) == {"AIMLE (central)", "Blackbox"}
+    assert set(rows) == {"AIMLE (forward)", "Blackbox"}
     assert (
-        " | AIMLE's defaults, no noise | 0, 1 | 1/2 | bf16 | " in rows["AIMLE (central)"]
-        and " ± " in rows["AIMLE (central)"]
+        " | deterministic preset | 0, 1 | 1/2 | bf16 | " in rows["AIMLE (forward)"] and " ± " in rows["AIMLE (forward)"]
     )
     summary = json.loads((tmp_path / "report" / "t.json").read_text())
     assert len(summary) == 3 and all(r["elapsed_seconds"] > 0 for r in summary)

@@ -50,8 +50,12 @@ def describe_settings(config: TrainConfig) -> str:
             parts.append("counted over every map" if config.aimle_count_over == "batch" else "counted over active maps")
         if config.aimle_step is not None:
             parts.append(f"η = {config.aimle_step:g}")
-        parts.append(noise)
-        if config.aimle_controller is not None:
+        deterministic = config.aimle_controller == "deterministic"
+        if not (deterministic and effective == "none"):  # the deterministic preset has no noise
+            parts.append(noise)
+        if deterministic:
+            parts.insert(0, "deterministic preset")
+        elif config.aimle_controller is not None:
             parts.append(f"{config.aimle_controller} controller")
         if config.initial_alpha is not None:
             parts.append(f"α₀ = {config.initial_alpha:g}")
@@ -59,7 +63,7 @@ def describe_settings(config: TrainConfig) -> str:
             parts.append(f"α ≤ {config.max_alpha:g}")
         if config.lam_scope not in (None, "example"):
             parts.append(f"λ per {config.lam_scope}")
-        return ", ".join(parts) if len(parts) > 1 else f"AIMLE's defaults, {noise}"
+        return ", ".join(parts) if len(parts) > 1 or deterministic else f"AIMLE's defaults, {noise}"
     if config.method == "imle":
         return f"λ = {config.lam:g}, {noise}"
     if config.method == "blackbox":
