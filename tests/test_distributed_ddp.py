@@ -195,14 +195,22 @@ def _one_step(layer: AIMLE, theta: torch.Tensor) -> None:
 
 
 def test_counts_are_exact_in_half_precision():
-    # 999 instances: a bfloat16 sum of the counts (or of 999 itself) would round.
-    theta = torch.randn(999, 8, generator=torch.Generator().manual_seed(0))
-    emas = []
-    for dtype in (torch.float64, torch.bfloat16):
-        layer = AIMLE(TopK(3), noise=None, initial_alpha=5.0, decay=0.5)
-        _one_step(layer, theta.to(dtype))
-        emas.append(layer.nnz_ema)
-    assert torch.equal(emas[0], emas[1])
+    # 999 instances: a bfloat16 sum of the counts (or of 999 itself) would round. The same MAP
+    # difference in both dtypes (values exact in bfloat16) isolates the counting: a whole step would
+    # also compare λ, which bfloat16 rounds, and a near tie in the solver could then flip one instance.
+    generator = torch.Generator().manual_seed(0)
+    out = (torch.rand(999, 8, generator=generator) < 0.4).double()
+    diff = torch.randint(-1, 2, (999, 8), generator=generator).double() * out
+    grad_f = torch.randn(1, 999, 8, generator=generator).round()
+    for count in ("solution", "entries"):
+        emas = []
+        for dtype in (torch.float64, torch.bfloat16):
+            layer = AIMLE(TopK(3), noise=None, initial_alpha=5.0, decay=0.5, count=count)
+            with torch.no_grad():
+                layer._observe(diff[None].to(dtype), out[None].to(dtype), grad_f.to(dtype))
+            emas.append(layer.nnz_ema)
+        assert emas[0].item() != 1.0, "the step must move the estimate for the comparison to mean anything"
+        assert torch.equal(emas[0], emas[1]), count
 
 
 def test_empty_batch_leaves_the_controller_unchanged():

@@ -28,6 +28,7 @@ def test_order_runs_the_baseline_first_then_variants_seed_by_seed():
         "skip-first",
         "no-prior",
         "gumbel",
+        "fast",
     }
 
 
