@@ -135,6 +135,12 @@ def test_max_alpha_option_caps_the_fast_rule_and_is_refused_with_another_control
     with pytest.raises(ValueError, match="max_alpha is the ceiling of the fast rule"):
         TrainConfig(method="aimle", aimle_controller="paper", max_alpha=1.0)
     assert describe_settings(TrainConfig(method="aimle", noise="none", max_alpha=1.0)) == "no noise, α ≤ 1"
+    # The preset spelled out (forward, no noise, the fast rule at α ≤ 1) is the same computation: one row.
+    spelled = TrainConfig(method="aimle", difference="forward", noise="none", max_alpha=1.0)
+    assert describe_settings(spelled) == describe_settings(TrainConfig(aimle_controller="deterministic"))
+    assert describe_settings(spelled) == "deterministic preset"
+    capped_preset = TrainConfig(aimle_controller="deterministic", max_alpha=0.3)
+    assert describe_settings(capped_preset) == "deterministic preset, α ≤ 0.3"
 
 
 def test_noise_left_out_is_the_methods_own():

@@ -217,23 +217,23 @@ class AIMLE(FiniteDifference):
         return self.alpha.to(theta.dtype) * ratio.sum(0, keepdim=True) / count
 
     def _observe(self, diff: Tensor, out: Tensor, grad_f: Tensor) -> None:
+        # Called from the backward, which already runs under torch.no_grad (core._PerturbAndMAPFunction).
         event_dim = self.solver.event_dim
         dims = tuple(range(diff.dim() - event_dim, diff.dim()))
         instances: Tensor | int
-        with torch.no_grad():
-            if self.count_over == "active":  # (sample, example) pairs with ∇f ≠ 0, as a tensor: no host sync
-                instances = torch.count_nonzero(torch.count_nonzero(grad_f, dim=dims) if dims else grad_f)
-            else:
-                instances = math.prod(diff.shape[: diff.dim() - event_dim])
-            # Inactive pairs need no mask: their shift λ ∇f is 0, so both MAP points and the difference coincide.
-            if self.count == "entries":
-                nonzero = torch.count_nonzero(diff)
-            else:  # per (sample, example): changed entries per entry of the forward solution
-                size = torch.count_nonzero(out, dim=dims).clamp_min_(1)
-                nonzero = (torch.count_nonzero(diff, dim=dims) / size).sum()
-            nonzero, instances = summed_over_ranks(nonzero, instances, enabled=self.sync)
-            if isinstance(instances, Tensor) or instances > 0:
-                self._update_controller(nonzero, instances)
+        if self.count_over == "active":  # (sample, example) pairs with ∇f ≠ 0, as a tensor: no host sync
+            instances = torch.count_nonzero(torch.count_nonzero(grad_f, dim=dims) if dims else grad_f)
+        else:
+            instances = math.prod(diff.shape[: diff.dim() - event_dim])
+        # Inactive pairs need no mask: their shift λ ∇f is 0, so both MAP points and the difference coincide.
+        if self.count == "entries":
+            nonzero = torch.count_nonzero(diff)
+        else:  # per (sample, example): changed entries per entry of the forward solution
+            size = torch.count_nonzero(out, dim=dims).clamp_min_(1)
+            nonzero = (torch.count_nonzero(diff, dim=dims) / size).sum()
+        nonzero, instances = summed_over_ranks(nonzero, instances, enabled=self.sync)
+        if isinstance(instances, Tensor) or instances > 0:
+            self._update_controller(nonzero, instances)
 
     def _update_controller(self, nonzero: Tensor, instances: Tensor | int) -> None:
         """Eq. 9, then the rule's α update: in-place buffer updates, no host sync.
@@ -244,24 +244,25 @@ class AIMLE(FiniteDifference):
         """
         # In the state's dtype: a float64 instance count (after an all-reduce of fractional counts)
         # would otherwise promote the update and round differently from a single process.
-        dtype = self.nnz_ema.dtype
+        alpha_buffer, ema_buffer = self.alpha, self.nnz_ema  # one nn.Module attribute lookup each
+        dtype = ema_buffer.dtype
         count = instances
         if isinstance(instances, Tensor):
             count = instances.clamp_min(1)
             # An integer count divides exactly as its float32 cast would; a fractional float64 one is cast.
             count = count.to(dtype) if count.is_floating_point() else count
         mean_nnz = nonzero.to(dtype) / count
-        ema = self.decay * self.nnz_ema + (1.0 - self.decay) * mean_nnz
-        alpha = self.rule.next_alpha(self.alpha, ema, mean_nnz, target=self.target_nnz, step=self.step)
+        ema = self.decay * ema_buffer + (1.0 - self.decay) * mean_nnz
+        alpha = self.rule.next_alpha(alpha_buffer, ema, mean_nnz, target=self.target_nnz, step=self.step)
         if isinstance(instances, Tensor):
             # Counted over active pairs or after an all-reduce: keep the state where no pair was seen,
             # written straight into the buffers (no copy).
             seen = instances > 0
-            torch.where(seen, ema, self.nnz_ema, out=self.nnz_ema)
-            torch.where(seen, alpha, self.alpha, out=self.alpha)
+            torch.where(seen, ema, ema_buffer, out=ema_buffer)
+            torch.where(seen, alpha, alpha_buffer, out=alpha_buffer)
         else:
-            self.nnz_ema.copy_(ema)
-            self.alpha.copy_(alpha)
+            ema_buffer.copy_(ema)
+            alpha_buffer.copy_(alpha)
 
     def _extra_repr_parts(self) -> list[str]:
         parts = [

@@ -35,10 +35,42 @@ METRICS = (
 PUBLISHED_12X12 = {"Blackbox": "96.0% / 95.2%", "I-MLE (forward)": "95.2%", "Perturbed + FY": "94.8% (DPO)"}
 
 
+def _aimle_effective(config: TrainConfig) -> dict:
+    """What an AIMLE run computed, whatever the spelling: its preset's values where it left them out."""
+    from difftools.estimators.aimle import AIMLE_RULES
+
+    controller = config.aimle_controller or "fast"
+    preset = AIMLE_PRESETS[controller]
+    rule = AIMLE_RULES[controller]
+    given = {
+        "target_nnz": config.target_nnz,
+        "step": config.aimle_step,
+        "initial_alpha": config.initial_alpha,
+        "lam_scope": config.lam_scope,
+        "count": config.aimle_count,
+        "count_over": config.aimle_count_over,
+    }
+    return {
+        "rule": "paper" if controller in ("paper", "reference") else "fast",
+        "strict": controller == "reference",
+        "max_alpha": config.max_alpha if config.max_alpha is not None else getattr(rule, "max_alpha", None),
+        "difference": config.difference,
+        "noise": config.effective_noise,
+        "noise_temperature": None if config.effective_noise == "none" else config.noise_temperature,
+        "samples": config.samples,
+        **{k: preset[k] if v is None else v for k, v in given.items()},
+    }
+
+
 def describe_settings(config: TrainConfig) -> str:
     """The method's own hyper-parameters in a few words, e.g. ``c = 16, η = 0.01, no noise, paper controller``."""
     effective = config.effective_noise
     noise = "no noise" if effective == "none" else f"{effective} τ = {config.noise_temperature:g}"
+    if config.method == "aimle" and _aimle_effective(config) == _aimle_effective(
+        TrainConfig(method="aimle", aimle_controller="deterministic")
+    ):
+        # The preset, or the same settings spelled out (--forward --noise none --max-alpha 1): one row.
+        return "deterministic preset"
     if config.method == "aimle":
         # Arguments left to AIMLE's defaults (None) are not named.
         parts = [f"c = {config.target_nnz:g}"] if config.target_nnz is not None else []
