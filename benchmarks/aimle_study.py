@@ -398,6 +398,35 @@ PYEPO_CONFIGS: list[dict[str, Any]] = [
     ),
     # The preset made of the best of them (no noise, forward, α ≤ 1): the same numbers as that row.
     {"name": "controller='deterministic'", "controller": "deterministic", "count": "solution", "count_over": "active"},
+    # Sixth session: what the deterministic preset lacks against PyEPO's AIMLE, one change at a time.
+    {
+        "name": "controller='deterministic', λ per batch",
+        "controller": "deterministic",
+        "count": "solution",
+        "count_over": "active",
+        "lam_scope": "batch",
+    },
+    *(
+        {
+            "name": f"defaults, α ≤ {cap:g}, forward, SoG(5), S = 10{label}",
+            "count": "solution",
+            "count_over": "active",
+            "max_alpha": cap,
+            "central": False,
+            "noise": "sog",
+            "samples": 10,
+            **extra,
+        }
+        for cap, label, extra in (
+            (1.0, "", {}),
+            (3.0, "", {}),
+            (10.0, "", {}),
+            (100.0, " (the default ceiling)", {}),
+            (0.3, "", {}),
+            (1.0, ", λ per batch", {"lam_scope": "batch"}),
+            (1.0, ", central", {"central": True}),
+        )
+    ),
 ]
 
 

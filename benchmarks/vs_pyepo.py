@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 import difftools as dt
+from difftools.estimators import FastRule
 
 try:  # PyEPO is optional: the module imports without it, and main() says how to get it.
     import pyepo
@@ -309,6 +310,11 @@ def dt_methods(problem: Problem, solver: Any | None = None) -> dict[str, Callabl
         "AIMLE (defaults)": lambda: _dt_layer_loss(dt.AIMLE(s)),
         "AIMLE (defaults, samples=10)": lambda: _dt_layer_loss(dt.AIMLE(s, samples=10)),
         "AIMLE (deterministic)": lambda: _dt_layer_loss(dt.AIMLE(s, controller="deterministic")),
+        # The study's best for a linear model trained on a solver's decisions (docs/aimle-defaults.md):
+        # PyEPO's noise and sample count, the fast rule with α ≤ 10, λ per example.
+        "AIMLE (S = 10, SoG, forward, α ≤ 10)": lambda: _dt_layer_loss(
+            dt.AIMLE(s, controller=FastRule(max_alpha=10.0), central=False, noise=dt.SumOfGamma(5), samples=10)
+        ),
         "AIMLE (PyEPO-matched)": lambda: _dt_layer_loss(aimle_matched(s, sense)),
         "AIMLE (PyEPO-matched, +ε on costs)": lambda: _dt_layer_loss(
             aimle_matched(s, sense, noise=CostSideNoise(dt.SumOfGamma(5)) if sense == "min" else dt.SumOfGamma(5))

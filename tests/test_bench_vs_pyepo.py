@@ -88,7 +88,8 @@ def test_tiny_run_trains_every_method_of_both_libraries(capsys):
     methods = {(r["library"], r["method"]) for r in rows}
     assert ("PyEPO", "AIMLE") in methods and ("difftools", "AIMLE (defaults)") in methods
     assert ("difftools", "AIMLE (deterministic)") in methods
-    assert len(methods) == 14
+    assert ("difftools", "AIMLE (S = 10, SoG, forward, α ≤ 10)") in methods
+    assert len(methods) == 15
     for r in rows:
         assert 0.0 <= r["regret"] < 2.0 and r["epoch_s"] > 0
     assert "| sp | SPO+ |" in capsys.readouterr().out

@@ -196,7 +196,10 @@ def test_controller_rules_are_objects_a_name_or_an_instance():
     slow = dt.AIMLE(argmax, controller=FastRule(gain=0.25), initial_alpha=1.0)
     slow._update_controller(torch.tensor(0.0), 1)
     assert slow.alpha.item() == pytest.approx(math.exp(0.25), rel=1e-6)
-    assert slow.controller == "fast" and "controller='fast'" in repr(slow)
+    # The repr shows a rule that is not the named controller's own in full (its gain, its ceiling).
+    assert slow.controller == "fast" and "controller=FastRule(gain=0.25, max_alpha=100)" in repr(slow)
+    assert "controller='fast'" in repr(dt.AIMLE(argmax, controller=FastRule()))
+    assert "controller=FastRule(gain=0.5, max_alpha=10)" in repr(dt.AIMLE(argmax, controller=FastRule(max_alpha=10)))
     # PaperRule(strict=True) passed as an object starts from the "reference" preset, as the name does.
     by_object, by_name = dt.AIMLE(argmax, controller=PaperRule(strict=True)), dt.AIMLE(argmax, controller="reference")
     for setting in ("central", "step", "lam_scope", "initial_alpha"):

@@ -265,8 +265,10 @@ class AIMLE(FiniteDifference):
             alpha_buffer.copy_(alpha)
 
     def _extra_repr_parts(self) -> list[str]:
+        # A rule object other than the named controller's own (another ceiling, gain) is shown whole.
+        named = repr(self.rule) == repr(AIMLE_RULES.get(self.controller))
         parts = [
-            f"controller={self.controller!r}",
+            f"controller={self.controller!r}" if named else f"controller={self.rule!r}",
             f"target_nnz={self.target_nnz:g}",
             f"step={self.step:g}",
             f"decay={self.decay:g}",
