@@ -377,7 +377,7 @@ PYEPO_CONFIGS: list[dict[str, Any]] = [
             "max_alpha": cap,
             **extra,
         }
-        for cap in (1.0, 0.3)
+        for cap in (1.0, 0.3, 10.0)
         for label, extra in (
             ("", {}),
             (", forward", {"central": False}),
@@ -394,7 +394,7 @@ PYEPO_CONFIGS: list[dict[str, Any]] = [
             "central": False,
             "noise": None,
         }
-        for cap in (3.0, 10.0)
+        for cap in (3.0,)
     ),
     # The preset made of the best of them (no noise, forward, α ≤ 1): the same numbers as that row.
     {"name": "controller='deterministic'", "controller": "deterministic", "count": "solution", "count_over": "active"},
