@@ -65,6 +65,29 @@ def test_nnz_is_a_count_averaged_over_samples_and_examples():
     assert layer.nnz_ema.item() == pytest.approx(0.5 * 1.0 + 0.5 * 7.0)
 
 
+def test_solution_count_is_per_instance_for_vector_and_scalar_events():
+    """count='solution': changed entries / the forward solution's non-zero entries, per instance, then the mean."""
+    seen = []
+
+    def spy(layer):
+        layer._update_controller = lambda nonzero, instances: seen.append((float(nonzero), int(instances)))
+        return layer
+
+    # Vector events [3 instances, 4]: solution sizes 2, 1, 0 (counted as 1); changed entries 1, 3, 2.
+    out = torch.tensor([[[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]]])
+    diff = torch.tensor([[[1.0, 0.0, 0.0, 0.0], [1.0, -1.0, 1.0, 0.0], [0.0, 0.0, -1.0, 1.0]]])
+    grad_f = torch.tensor([[[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, -2.0]]])
+    spy(dt.AIMLE("argmax", count_over="active"))._observe(diff, out, grad_f)
+    spy(dt.AIMLE("argmax", count_over="batch"))._observe(diff, out, grad_f)
+    assert seen == [(1 / 2 + 3 / 1 + 2 / 1, 2), (1 / 2 + 3 / 1 + 2 / 1, 3)]  # active: the middle ∇f is 0
+    # Scalar events (event_dim = 0): each entry is one instance; a changed entry is one changed solution.
+    seen.clear()
+    threshold = dt.solver(lambda t: (t > 0).float(), sense="max", batched=True, backend="torch", event_dim=0)
+    out, diff = torch.tensor([[1.0, 1.0, 1.0, 0.0]]), torch.tensor([[1.0, 0.0, 0.0, -1.0]])
+    spy(dt.AIMLE(threshold, count_over="batch"))._observe(diff, out, torch.ones(1, 4))
+    assert seen == [(2.0, 4)]  # mean 0.5 (it was 2/3 over 4: the whole batch's solution taken as one)
+
+
 class _Argmin:
     sense = "min"
     event_dim = 1

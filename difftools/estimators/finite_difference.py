@@ -94,8 +94,9 @@ class FiniteDifference(PerturbAndMAP):
             # A λ that is not finite, or whose reciprocal is not (0, the smallest subnormals), takes no
             # step: its gradient is 0 instead of 0·inf = NaN, and no perturbed point is ±inf. Two
             # comparisons against the dtype's bounds (NaN fails both), not two element-wise isfinite.
+            # clamp + eq is one kernel fewer than (lam >= low) & (lam <= high), with the same answer.
             low, high = _finite_step_bounds(lam.dtype)
-            steps = (lam >= low) & (lam <= high)
+            steps = lam.clamp(low, high) == lam
             lam = torch.where(steps, lam, 0.0)
         shift = lam * grad_f
         if self.central:
@@ -114,7 +115,9 @@ class FiniteDifference(PerturbAndMAP):
                 diff = out - self._map(target - shift, context, samples, check_discrete=False)
         # 1/(2λ) or 1/λ where λ > 0 (0.5/λ, not 1/(2λ): 2λ may overflow where 1/λ is finite) and 0
         # where λ = 0 (no step taken, so no gradient — never NaN).
-        inverse = torch.where(steps, (0.5 if self.central else 1.0) / lam, 0.0)
+        # (reciprocal() then × 0.5 is what Tensor.__rdiv__ computes for 0.5 / λ, without its Python frame.)
+        reciprocal = lam.reciprocal()
+        inverse = torch.where(steps, reciprocal.mul_(0.5) if self.central else reciprocal, 0.0)
         # The controller counts only the changes that become gradient entries. Where λ = 0 both MAP
         # points coincide, except in the forward difference towards another temperature's target.
         moved_target = not self.central and self.target_noise_temperature is not None
