@@ -229,12 +229,12 @@ class AIMLE(FiniteDifference):
         else:
             instances = math.prod(diff.shape[: diff.dim() - event_dim])
         # Inactive pairs need no mask: their shift λ ∇f is 0, so both MAP points and the difference coincide.
-        if self.count == "entries":
+        # With scalar events (no dims) a solution has one entry and its size counts as 1 (the clamp
+        # below), so both counts are the changed entries; sum(()) would reduce the whole batch instead.
+        if self.count == "entries" or not dims:
             nonzero = torch.count_nonzero(diff)
-        elif dims:  # per (sample, example): changed entries per entry of the forward solution
+        else:  # per (sample, example): changed entries per entry of the forward solution
             nonzero = (diff.bool().sum(dims) / out.bool().sum(dims).clamp_min_(1)).sum()
-        else:  # scalar events: a changed entry is one changed solution
-            nonzero = (diff.bool() / out.bool().clamp_min(1)).sum()
         nonzero, instances = summed_over_ranks(nonzero, instances, enabled=self.sync)
         if isinstance(instances, Tensor) or instances > 0:
             self._update_controller(nonzero, instances)

@@ -92,9 +92,9 @@ class FiniteDifference(PerturbAndMAP):
             steps = lam > 0
         else:
             # A λ that is not finite, or whose reciprocal is not (0, the smallest subnormals), takes no
-            # step: its gradient is 0 instead of 0·inf = NaN, and no perturbed point is ±inf. Two
-            # comparisons against the dtype's bounds (NaN fails both), not two element-wise isfinite.
-            # clamp + eq is one kernel fewer than (lam >= low) & (lam <= high), with the same answer.
+            # step: its gradient is 0 instead of 0·inf = NaN, and no perturbed point is ±inf. λ clamped
+            # to the dtype's bounds equals λ only inside them (NaN equals nothing): two kernels, where
+            # two element-wise isfinite or (λ >= low) & (λ <= high) take more.
             low, high = _finite_step_bounds(lam.dtype)
             steps = lam.clamp(low, high) == lam
             lam = torch.where(steps, lam, 0.0)
