@@ -8,7 +8,7 @@ import torch
 import difftools
 from examples.warcraft.__main__ import main
 from examples.warcraft.model import CombResNet18
-from examples.warcraft.train import TrainConfig, build_method, network_costs
+from examples.warcraft.train import TrainConfig, build_method, native_bf16, network_costs, resolve_precision
 
 TRAIN = ["--batch-size", "14", "--milestones", "1", "--no-progress", "--threads", "1"]
 
@@ -84,3 +84,37 @@ def test_a_bf16_checkpoint_resumes_in_fp32_with_a_message(data_dir, tmp_path, ca
 def test_precision_is_validated():
     with pytest.raises(ValueError, match="precision must be one of fp32, bf16"):
         TrainConfig(precision="fp16")
+
+
+@pytest.mark.parametrize(("avx512_bf16", "amx", "expected"), [(True, False, "bf16"), (False, True, "bf16"), (False, False, "fp32")])
+def test_auto_precision_is_bf16_only_where_the_cpu_does_it_natively(monkeypatch, avx512_bf16, amx, expected):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    assert native_bf16("cpu") == (expected == "bf16")
+    assert resolve_precision("auto", "cpu") == expected
+    # An explicit choice is kept as given, whatever the CPU.
+    assert resolve_precision("bf16", "cpu") == "bf16" and resolve_precision("fp32", "cpu") == "fp32"
+
+
+def test_auto_precision_without_torchs_cpu_helpers_is_fp32(monkeypatch):
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+    assert resolve_precision("auto", "cpu") == "fp32"
+    assert resolve_precision("auto", "meta") == "fp32"  # neither a CPU nor a GPU: no native bf16 claimed
+
+
+def test_an_unknown_precision_is_refused_by_name():
+    with pytest.raises(ValueError, match="precision must be 'auto' or one of fp32, bf16, got 'fp16'"):
+        resolve_precision("fp16", "cpu")
+
+
+def test_the_cli_says_what_auto_chose(monkeypatch, capsys):
+    from examples.warcraft.__main__ import _precision, build_parser
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert build_parser().parse_args(["full"]).precision == "auto"  # the default of the full recipe
+    assert build_parser().parse_args(["train"]).precision == "fp32"
+    assert _precision("auto", "cpu") == "fp32"
+    assert "--precision auto: fp32 on cpu (no native bfloat16 arithmetic" in capsys.readouterr().out
+    assert _precision("bf16", "cpu") == "bf16" and capsys.readouterr().out == ""

@@ -96,6 +96,7 @@ def test_a_tampered_checkpoint_is_refused_not_executed(trained, tmp_path, capsys
 
 def test_full_command_generates_trains_continues_and_reports(tmp_path, monkeypatch, capsys):
     import examples.warcraft.__main__ as cli
+    from examples.warcraft.train import resolve_precision
 
     monkeypatch.setattr(cli, "DEFAULT_COUNTS", {"train": 14, "val": 7, "test": 7})
     data, runs = str(tmp_path / "data"), tmp_path / "runs"
@@ -109,14 +110,16 @@ def test_full_command_generates_trains_continues_and_reports(tmp_path, monkeypat
     config = torch.load(runs / "aimle-s0" / "checkpoint.pt", weights_only=True)["config"]
     # The deterministic preset, and everything else AIMLE's (noise, c, ... left to it).
     assert (config["aimle_controller"], config["difference"]) == ("deterministic", "forward")
-    assert (config["noise"], config["target_nnz"], config["precision"]) == (None, None, "bf16")
+    # --precision auto (the default of `full`): bf16 where this CPU does it natively, else fp32.
+    precision = resolve_precision("auto", "cpu")
+    assert (config["noise"], config["target_nnz"], config["precision"]) == (None, None, precision)
 
     main(["report", "--runs-dir", str(runs), "--out-dir", str(tmp_path / "report"), "--name", "t"])
     table = (tmp_path / "report" / "t.md").read_text().splitlines()
     rows = {line.split(" | ")[0].lstrip("| "): line for line in table[2:]}
     assert set(rows) == {"AIMLE (forward)", "Blackbox"}
     assert (
-        " | deterministic preset | 0, 1 | 1/2 | bf16 | " in rows["AIMLE (forward)"] and " ± " in rows["AIMLE (forward)"]
+        f" | deterministic preset | 0, 1 | 1/2 | {precision} | " in rows["AIMLE (forward)"] and " ± " in rows["AIMLE (forward)"]
     )
     summary = json.loads((tmp_path / "report" / "t.json").read_text())
     assert len(summary) == 3 and all(r["elapsed_seconds"] > 0 for r in summary)

@@ -38,6 +38,18 @@ def _generate(args: argparse.Namespace) -> None:
     print(f"wrote {sum(counts.values())} maps to {out}")
 
 
+def _precision(precision: str, device: str) -> str:
+    """``--precision`` as fp32 or bf16; for ``auto`` it says which was chosen, and why."""
+    if precision != "auto":
+        return precision
+    from examples.warcraft.train import resolve_precision
+
+    chosen = resolve_precision(precision, device)
+    why = "native bfloat16 arithmetic" if chosen == "bf16" else "no native bfloat16 arithmetic: bf16 would be emulated"
+    print(f"--precision auto: {chosen} on {device} ({why})")
+    return chosen
+
+
 def _config(args: argparse.Namespace) -> TrainConfig:
     difference = "forward" if args.forward else "central" if args.central else None
     return TrainConfig(
@@ -67,7 +79,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         max_alpha=args.max_alpha,
         solver_executor=args.solver_executor,
         scheduler_address=args.scheduler,
-        precision=args.precision,
+        precision=_precision(args.precision, args.device),
         ddp=args.ddp,
         progress=not args.no_progress,
     )
@@ -201,7 +213,7 @@ def _full(args: argparse.Namespace) -> None:
         epochs=args.epochs,
         device=args.device,
         out_dir=out_dir,
-        precision=args.precision,
+        precision=_precision(args.precision, args.device),
         progress=not args.no_progress,
         **settings,
     )
@@ -324,9 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument(
         "--precision",
-        choices=PRECISIONS,
+        choices=("auto", *PRECISIONS),
         default="fp32",
-        help="bf16: bfloat16 autocast of the network (CPU and CUDA); the solver and the loss stay fp32",
+        help="bf16: bfloat16 autocast of the network (CPU and CUDA); the solver and the loss stay fp32; "
+        "auto: bf16 where the device has native bfloat16 arithmetic (AVX-512 BF16 or AMX, a CUDA GPU), else fp32",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
@@ -340,7 +353,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default="data", help="root of the maps (generated there if missing)")
     p.add_argument("--out-dir", default=None, help="default runs/warcraft-full/KxK/METHOD-sSEED")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    p.add_argument("--precision", choices=PRECISIONS, default="bf16", help="bf16: autocast of the network only")
+    p.add_argument(
+        "--precision",
+        choices=("auto", *PRECISIONS),
+        default="auto",
+        help="bf16: autocast of the network only; auto (default): bf16 where the device has native bfloat16 "
+        "arithmetic, else fp32 (an emulated bf16 is about 9x slower)",
+    )
     p.add_argument("--epochs", type=int, default=50, help="epochs in all (the recipe's)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
