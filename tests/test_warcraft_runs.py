@@ -118,9 +118,8 @@ def test_full_command_generates_trains_continues_and_reports(tmp_path, monkeypat
     table = (tmp_path / "report" / "t.md").read_text().splitlines()
     rows = {line.split(" | ")[0].lstrip("| "): line for line in table[2:]}
     assert set(rows) == {"AIMLE (forward)", "Blackbox"}
-    assert (
-        f" | deterministic preset | 0, 1 | 1/2 | {precision} | " in rows["AIMLE (forward)"] and " ± " in rows["AIMLE (forward)"]
-    )
+    aimle_row = rows["AIMLE (forward)"]
+    assert f" | deterministic preset | 0, 1 | 1/2 | {precision} | " in aimle_row and " ± " in aimle_row
     summary = json.loads((tmp_path / "report" / "t.json").read_text())
     assert len(summary) == 3 and all(r["elapsed_seconds"] > 0 for r in summary)
     assert (tmp_path / "report" / "t_curves.png").read_bytes()[:4] == b"\x89PNG"
