@@ -97,6 +97,9 @@ class Solver:
       ``event_dim`` dims of any size), and ``theta_meaning``, what θ holds, for error messages;
     * ``check_finite_theta``: whether NaN/Inf θ is refused here (one host sync on CUDA), and
       ``floating_theta``: whether θ must have a floating-point dtype;
+    * ``check_output_values``: whether the output's values are checked: NaN/Inf on every call (a
+      host-side output; one reduction) and the discrete set on an estimator's forward call. False
+      only for solvers whose output is finite and in its discrete set by construction, whatever θ is;
     * ``discrete``: ``"binary"``, ``"integer"`` (default) or None (real-valued vertices).
 
     ``solve_batch`` receives :class:`~difftools.PerInstance` markers unchanged; :meth:`split_context`
@@ -111,6 +114,7 @@ class Solver:
     event_shape: tuple[int | None, ...] | None = None
     theta_meaning: str = ""
     check_finite_theta: bool = True
+    check_output_values: bool = True
     floating_theta: bool = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -122,7 +126,8 @@ class Solver:
     def __call__(self, theta: Tensor, /, **context: Any) -> Tensor:
         self.check_theta(theta)
         self.check_context(context)
-        return check_solver_output(self.solve_batch(theta, **context), theta, self.solver_name)
+        z = self.solve_batch(theta, **context)
+        return check_solver_output(z, theta, self.solver_name, check_finite=self.check_output_values)
 
     def solve_batch(self, theta: Tensor, /, **context: Any) -> Any:
         """z for θ ``[*batch, *event]`` (θ and context already checked)."""

@@ -18,8 +18,14 @@ __all__ = ["all_finite", "check_solver_output", "solver_repr", "warn_if_not_disc
 _NON_NUMERIC = {getattr(torch, n) for n in ("quint8", "qint8", "qint32") if hasattr(torch, n)}
 
 
-def check_solver_output(z: Any, theta: Tensor, name: str, index: int | None = None) -> Tensor:
-    """Validate a solver's output against θ and return it as a tensor in θ's dtype and device."""
+def check_solver_output(
+    z: Any, theta: Tensor, name: str, index: int | None = None, *, check_finite: bool = True
+) -> Tensor:
+    """Validate a solver's output against θ and return it as a tensor in θ's dtype and device.
+
+    ``check_finite=False`` skips the NaN/Inf check (one reduction and a host read): for solvers
+    whose output is finite by construction (a one-hot written with ``scatter_``).
+    """
     if isinstance(z, np.ndarray) or np.isscalar(z) or isinstance(z, (list, tuple)):
         try:
             z = torch.as_tensor(np.asarray(z))
@@ -47,7 +53,7 @@ def check_solver_output(z: Any, theta: Tensor, name: str, index: int | None = No
         )
     if z.dtype.is_complex or z.dtype in _NON_NUMERIC:
         raise SolverError(f"returned dtype {z.dtype}, expected a real dtype", solver=name, index=index)
-    if on_host and z.dtype.is_floating_point and not all_finite(z):
+    if check_finite and on_host and z.dtype.is_floating_point and not all_finite(z):
         raise SolverError("returned non-finite values (NaN or Inf)", solver=name, index=index)
     return z.to(device=theta.device, dtype=theta.dtype)
 
@@ -73,6 +79,8 @@ def warn_if_not_discrete(solver: Any, z: Tensor, owner: str) -> None:
     """
     kind = getattr(solver, "discrete", "integer")
     if kind is None or not z.dtype.is_floating_point or z.numel() == 0:
+        return
+    if not getattr(solver, "check_output_values", True):  # 0/1 by construction (Solver.check_output_values)
         return
     try:
         if solver in _OUTPUT_WARNED:

@@ -21,6 +21,7 @@ class TopK(Solver):
     discrete = "binary"
     theta_meaning = "[*, n] scores"
     check_finite_theta = False  # torch.topk orders NaN as the largest value; the estimators refuse NaN θ
+    check_output_values = False  # ones scattered into zeros: 0 and 1 whatever θ is
 
     def __init__(self, k: int):
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -45,6 +46,7 @@ class Argmax(Solver):
     discrete = "binary"
     theta_meaning = "[*, n] scores"
     check_finite_theta = False
+    check_output_values = False  # a one scattered into zeros: 0 and 1 whatever θ is
 
     def solve_batch(self, theta: Tensor, /) -> Tensor:
         index = theta.argmax(dim=-1, keepdim=True)
