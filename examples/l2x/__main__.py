@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=3, help="seeds per (data set, method); each has its own data")
     p.add_argument("--lambdas", type=float, nargs="+", default=[1.0, 10.0, 100.0], help="IMLE λ grid")
     p.add_argument("--temperature", type=float, default=0.5, help="temperature of L2X and SoftSub relaxations")
+    p.add_argument("--noise", choices=["gumbel", "sum-of-gamma"], default="gumbel",
+                   help="perturbation of AIMLE, IMLE and STE: Gumbel(0, 1) per entry or SoG(k)")
     p.add_argument("--only", nargs="+", default=None,
                    help="run only methods whose name contains one of these (default: all)")
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
@@ -69,7 +71,7 @@ def _run(args: argparse.Namespace) -> dict[str, Path]:
                                for i, n in enumerate((args.train_size, args.test_size, args.test_size)))
                 for method in plan:
                     rows.append(train(method, name, splits, epochs=args.epochs, seed=seed,
-                                      temperature=args.temperature, progress=bar))
+                                      temperature=args.temperature, noise=args.noise, progress=bar))
     written = {"csv": write_csv(rows, args.out / "l2x.csv"), "png": plot(rows, args.out / "l2x.png")}
     print(table(rows))
     for kind, path in written.items():

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from difftools import AIMLE, Gumbel, get_solver
+from difftools import AIMLE, Gumbel, SumOfGamma, get_solver
 from examples.common import Method, Row
 from examples.l2x.data import Dataset
 
@@ -63,11 +63,24 @@ class _Relaxed(nn.Module):
         return mask.unsqueeze(0)
 
 
-def make_selector(method: Method, k: int, generator: torch.Generator, temperature: float) -> nn.Module:
-    """θ ``[B, d]`` -> training mask ``[1, B, d]`` with the method's gradient (Gumbel noise, τ = 1)."""
+NOISES = ("gumbel", "sum-of-gamma")
+
+
+def make_selector(
+    method: Method, k: int, generator: torch.Generator, temperature: float, noise: str = "gumbel"
+) -> nn.Module:
+    """θ ``[B, d]`` -> training mask ``[1, B, d]`` with the method's gradient.
+
+    ``noise`` perturbs the perturb-and-MAP methods: ``"gumbel"`` (Gumbel(0, 1) on every entry) or
+    ``"sum-of-gamma"`` (SoG(k), whose sum over a k-subset is one Gumbel: I-MLE's choice for
+    k-subsets); the relaxations always use their own Gumbel keys.
+    """
+    if noise not in NOISES:
+        raise ValueError(f"noise must be one of {', '.join(NOISES)}, got {noise!r}")
     if method.kind in ("l2x", "softsub"):
         return _Relaxed(k, method.kind, temperature, generator)
-    return method.estimator(get_solver("topk", k=k), noise=Gumbel(), generator=generator)
+    perturbation = Gumbel() if noise == "gumbel" else SumOfGamma(k)
+    return method.estimator(get_solver("topk", k=k), noise=perturbation, generator=generator)
 
 
 class Explainer(nn.Module):
@@ -98,13 +111,13 @@ def evaluate(model: Explainer, data: Dataset) -> dict[str, float]:
 
 def train(
     method: Method, name: str, splits: tuple[Dataset, Dataset, Dataset], *, epochs: int, seed: int,
-    batch_size: int = 100, lr: float = 1e-3, temperature: float = 0.5, progress: Any = None,
+    batch_size: int = 100, lr: float = 1e-3, temperature: float = 0.5, noise: str = "gumbel", progress: Any = None,
 ) -> Row:
     """Train explainer and approximator jointly (Adam); the row holds validation and test metrics."""
     torch.manual_seed(seed)
     train_set, val_set, test_set = splits
     model = Explainer(train_set.x.shape[1])
-    selector = make_selector(method, train_set.k, torch.Generator().manual_seed(seed + 1), temperature)
+    selector = make_selector(method, train_set.k, torch.Generator().manual_seed(seed + 1), temperature, noise)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     x, y = torch.from_numpy(train_set.x), torch.from_numpy(train_set.y)
     order = torch.Generator().manual_seed(seed + 2)
