@@ -19,12 +19,11 @@ case (B = 64, n = 100, k = 5) shows the fixed cost per step, the large ones the 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
 import difftools as dt
+from benchmarks.timing import interleaved_medians
 
 
 def _topk_onehot(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -98,11 +97,6 @@ class _HandWrittenFunction(torch.autograd.Function):
         return ctx.hand.backward(theta, base, z, dy), None
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def measure(
     batch: int, n: int, k: int, samples: int, device: str, rounds: int, inner: int, controller: str = "fast"
 ) -> dict:
@@ -146,19 +140,8 @@ def measure(
         "baseline": baseline,
         "autograd_floor": autograd_floor,
     }
-    times = {name: [] for name in fns}
-    for fn in fns.values():  # warm-up
-        for _ in range(3):
-            fn()
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            _sync(device)
-            start = time.perf_counter()
-            for _ in range(inner):
-                fn()
-            _sync(device)
-            times[name].append((time.perf_counter() - start) / inner)
-    lib, unchecked, base, floor = (statistics.median(times[name]) for name in fns)
+    medians = interleaved_medians(fns, rounds, inner, device, warmup=3)
+    lib, unchecked, base, floor = (medians[name] for name in fns)
     return {
         "library_ms": 1e3 * lib,
         "unchecked_ms": 1e3 * unchecked,

@@ -19,7 +19,7 @@ def test_names_are_unique(configs):
 def _gradient(config: dict, seed: int = 0) -> torch.Tensor:
     cfg = dict(config)
     if "noise" in cfg:
-        cfg["noise"] = study._noise(cfg["noise"], "max")
+        cfg["noise"] = study._noise(cfg["noise"], "max", solution_size=3.0)
     layer = study.make_aimle(TopK(3), cfg)
     theta = torch.randn(4, 8, generator=torch.Generator().manual_seed(1), requires_grad=True)
     weights = torch.randn(4, 8, generator=torch.Generator().manual_seed(2))
@@ -32,6 +32,12 @@ def _gradient(config: dict, seed: int = 0) -> torch.Tensor:
 def test_every_pyepo_configuration_builds_and_gives_a_finite_gradient(config):
     grad = _gradient(config)
     assert torch.isfinite(grad).all()
+
+
+def test_solution_sized_noise_needs_the_size():
+    assert study._noise("sog-solution", "max", solution_size=3.0) == dt.SumOfGamma(3.0)
+    with pytest.raises(ValueError, match="needs solution_size"):
+        study._noise("sog-solution", "max")
 
 
 def _row(name: str) -> dict:
