@@ -119,6 +119,16 @@ def plot_learning_curves(history: list[dict], out: str | Path, title: str = "") 
     return save_figure(fig, out, dpi=DPI)
 
 
+def method_colours(n: int) -> list:
+    """``n`` colours, one per method: the default cycle up to its 10, tab20's 20 beyond, repeated past 20.
+
+    Zipping the labels with the 10-colour cycle dropped every method after the tenth from the figure.
+    """
+    cycle = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    palette = cycle if n <= len(cycle) else [matplotlib.colormaps["tab20"](i) for i in range(20)]
+    return [palette[i % len(palette)] for i in range(n)]
+
+
 def plot_runs(runs: dict[str, list[list[dict]]], out: str | Path, title: str = "") -> Path:
     """Learning curves of several runs in one figure: one colour per method, one line per seed.
 
@@ -128,7 +138,7 @@ def plot_runs(runs: dict[str, list[list[dict]]], out: str | Path, title: str = "
         raise ValueError("plot_runs: no runs to plot")
     fig, (left, right) = subplots(1, 2, figsize=(13, 4))
     styles = ["-", "--", ":", "-."]
-    for colour, (label, histories) in zip(matplotlib.rcParams["axes.prop_cycle"].by_key()["color"], runs.items()):
+    for colour, (label, histories) in zip(method_colours(len(runs)), runs.items()):
         for i, history in enumerate(histories):
             epochs = [h["epoch"] for h in history]
             name = f"{label} ({len(histories)} seeds)" if i == 0 and len(histories) > 1 else label if i == 0 else None
