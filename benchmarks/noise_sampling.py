@@ -1,8 +1,8 @@
 """Time to draw the perturbation noises, as a ratio to Gumbel's, in one process.
 
 What choosing a noise family costs per perturb-and-MAP call: Gumbel (the defaults), Normal, and
-Sum-of-Gamma SoG(k) with torch's own gamma sampler and with a seeded ``torch.Generator`` (the
-vectorised rejection sampler that makes seeded runs reproducible)::
+Sum-of-Gamma SoG(k) as difftools draws it (with and without a seeded ``torch.Generator``) and, as
+the baseline for that sampler, the same SoG(k) drawn with torch's own gamma sampler::
 
     python -m benchmarks.noise_sampling            # CPU
     python -m benchmarks.noise_sampling --device cuda
@@ -14,6 +14,7 @@ Times are the median of interleaved rounds (every noise once per round, so all s
 from __future__ import annotations
 
 import argparse
+import math
 
 import torch
 
@@ -21,6 +22,13 @@ import difftools as dt
 from benchmarks.timing import interleaved_medians
 
 SHAPES = [(64, 100), (70, 144), (256, 1000)]  # the overhead benchmark's small case, a Warcraft batch, top-k
+
+
+def _sog_with_torch_gamma(k: float, shape: tuple[int, ...], device: str, terms: int = 10) -> torch.Tensor:
+    """SoG(k) drawn with torch's own gamma sampler (``torch._standard_gamma``): the baseline for ours."""
+    gamma = torch._standard_gamma(torch.full((terms, *shape), 1.0 / k, device=device))
+    weights = k / torch.arange(1, terms + 1, device=device, dtype=gamma.dtype)
+    return ((weights @ gamma.view(terms, -1)).view(shape) - math.log(terms)) / k
 
 
 def measure(
@@ -33,6 +41,7 @@ def measure(
         "normal": lambda: dt.Normal().sample(shape, device=device),
         f"sog({k:g})": lambda: dt.SumOfGamma(k).sample(shape, device=device),
         f"sog({k:g}), generator": lambda: dt.SumOfGamma(k).sample(shape, generator=generator, device=device),
+        f"sog({k:g}), torch's gamma": lambda: _sog_with_torch_gamma(k, shape, device),
     }
     inner = max(1, budget // (shape[0] * shape[1]))
     return {name: 1e3 * t for name, t in interleaved_medians(draws, rounds, inner, device).items()}

@@ -1,9 +1,12 @@
 """With the finite-value checks off, no estimator reads a tensor's value on the host in a step.
 
-A value read (``.item()``, ``bool(t)``, ``float(t)``, ``.tolist()``, ``.numpy()``) is a host
+A value read (``.item()``, ``bool(t)``, ``float(t)``, ``.tolist()``, ``.numpy()``, or an op whose
+output size depends on the data, such as ``nonzero`` and boolean indexing) is a host
 synchronisation on a GPU. The CUDA tests catch every kind with ``torch.cuda.set_sync_debug_mode``
-but need a GPU; this guard runs everywhere and catches the Python-level reads, the usual way one
-slips into a hot path (a ``float(alpha)`` in a controller, an ``if mask.any():``).
+but need a GPU; this guard runs everywhere: it refuses the ops that hand a value to the host
+(``aten._local_scalar_dense``, behind every scalar read, and ``aten.nonzero``) and the Python-level
+reads that bypass the dispatcher, the usual ways one slips into a hot path (a ``float(alpha)`` in
+a controller, an ``if mask.any():``, a ``theta[mask]``).
 """
 
 from __future__ import annotations
@@ -12,10 +15,29 @@ import contextlib
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import difftools as dt
+from difftools import noise
 
-READS = ["item", "__bool__", "tolist", "__float__", "__int__", "__index__", "numpy"]
+READS = ["tolist", "numpy"]  # read host memory directly, without an op the dispatcher sees
+READ_OPS = (
+    torch.ops.aten._local_scalar_dense.default,
+    torch.ops.aten.nonzero.default,
+    torch.ops.aten.masked_select.default,
+)
+
+
+def _boolean_index(func, args) -> bool:
+    # theta[mask]: the output size is the mask's count (the kernel calls nonzero below the dispatcher).
+    return func is torch.ops.aten.index.Tensor and any(i is not None and i.dtype == torch.bool for i in args[1])
+
+
+class _RefuseReadOps(TorchDispatchMode):
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in READ_OPS or _boolean_index(func, args):
+            raise AssertionError(f"host read in a step: {func}")
+        return func(*args, **(kwargs or {}))
 
 
 @contextlib.contextmanager
@@ -31,7 +53,8 @@ def refuse_host_reads():
     try:
         for name in READS:
             setattr(torch.Tensor, name, refuse(name))
-        yield
+        with _RefuseReadOps():
+            yield
     finally:
         for name, method in saved.items():
             setattr(torch.Tensor, name, method)
@@ -49,6 +72,9 @@ LAYERS = {
     "perturbed": lambda c: dt.Perturbed(TOPK, samples=4, check_finite=c),
     "ste": lambda c: dt.STE(TOPK, check_finite=c),
     "score-function": lambda c: dt.ScoreFunction(TOPK, samples=4, check_finite=c),
+    "aimle-sum-of-gamma": lambda c: dt.AIMLE(
+        TOPK, samples=4, noise=dt.SumOfGamma(3), generator=torch.Generator().manual_seed(0), check_finite=c
+    ),
 }
 
 
@@ -65,6 +91,13 @@ def _loss_step(loss):
         loss(theta, theta.detach() + 0.1, target).backward()
     else:
         loss(theta, target).backward()
+
+
+@pytest.fixture(autouse=True)
+def _gamma_sampled_as_on_a_gpu(monkeypatch):
+    # On the CPU the exact gamma sampler redraws rejected proposals, reading their number from host
+    # memory (no wait); elsewhere it takes a fixed number of proposals. Check that path here.
+    monkeypatch.setattr(noise, "_exact_rejection", lambda device: False)
 
 
 @pytest.mark.parametrize("name", LAYERS)
@@ -97,3 +130,30 @@ def test_the_guard_catches_the_finite_checks():
     _layer_step(layer)
     with pytest.raises(AssertionError, match="host read in a step"), refuse_host_reads():
         _layer_step(layer)
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda t: t.sum().item(),
+        lambda t: bool(t.any()),
+        lambda t: float(t.max()),
+        lambda t: t[t > 0],
+        lambda t: t.masked_select(t > 0),
+        lambda t: t.tolist(),
+        lambda t: t.numpy(),
+    ],
+    ids=["item", "bool", "float", "boolean-index", "masked-select", "tolist", "numpy"],
+)
+def test_the_guard_catches_each_kind_of_read(read):
+    t = torch.randn(5)
+    with pytest.raises(AssertionError, match="host read in a step"), refuse_host_reads():
+        read(t)
+
+
+def test_the_exact_gamma_sampler_is_a_cpu_only_read():
+    """What the fixture switches off: on the CPU, seeded Sum-of-Gamma noise reads its rejections back."""
+    with pytest.raises(AssertionError, match="nonzero"), refuse_host_reads():
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(noise, "_exact_rejection", lambda device: True)
+            dt.SumOfGamma(3).sample((8, 20), generator=torch.Generator().manual_seed(0))

@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, nargs="+", default=[1, 5, 10], help="AIMLE sample counts S")
     p.add_argument("--lambdas", type=float, nargs="+", default=[1.0, 10.0, 100.0], help="IMLE λ grid")
     p.add_argument("--k-noise", choices=["sog", "gumbel"], default="sog",
-                   help="perturbation for K > 1 (the paper: Sum-of-Gamma; Gumbel is ~100x cheaper to sample)")
+                   help="perturbation for K > 1 (the paper: Sum-of-Gamma; Gumbel is ~40x cheaper to sample)")
     p.add_argument("--only", nargs="+", default=None,
                    help="run only methods whose name contains one of these (default: all)")
     p.add_argument("--limit", type=int, default=None, help="use at most this many training examples (default: all)")
