@@ -462,10 +462,11 @@ def pyepo_study(seeds=(0, 1, 2), epochs: int = 10, problems=("sp", "ks"), config
     rows = []
     for name in problems:
         problem = vs_pyepo.make_problem(name)
+        solution_size = float((problem.w != 0).sum(-1).float().mean())  # non-zero entries of a true solution
         for config in configs or PYEPO_CONFIGS:
             cfg = dict(config)
             if "noise" in cfg:
-                cfg["noise"] = _noise(cfg["noise"], problem.sense, float((problem.w != 0).sum(-1).float().mean()))
+                cfg["noise"] = _noise(cfg["noise"], problem.sense, solution_size)
             regrets, times, curves = [], [], []
             for seed in seeds:
                 state = vs_pyepo.initial_state(problem, seed)

@@ -15,29 +15,12 @@ import contextlib
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import difftools as dt
 from difftools import noise
+from tests.host_reads import HostReads
 
 READS = ["tolist", "numpy"]  # read host memory directly, without an op the dispatcher sees
-READ_OPS = (
-    torch.ops.aten._local_scalar_dense.default,
-    torch.ops.aten.nonzero.default,
-    torch.ops.aten.masked_select.default,
-)
-
-
-def _boolean_index(func, args) -> bool:
-    # theta[mask]: the output size is the mask's count (the kernel calls nonzero below the dispatcher).
-    return func is torch.ops.aten.index.Tensor and any(i is not None and i.dtype == torch.bool for i in args[1])
-
-
-class _RefuseReadOps(TorchDispatchMode):
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func in READ_OPS or _boolean_index(func, args):
-            raise AssertionError(f"host read in a step: {func}")
-        return func(*args, **(kwargs or {}))
 
 
 @contextlib.contextmanager
@@ -53,7 +36,7 @@ def refuse_host_reads():
     try:
         for name in READS:
             setattr(torch.Tensor, name, refuse(name))
-        with _RefuseReadOps():
+        with HostReads(refuse=True):
             yield
     finally:
         for name, method in saved.items():

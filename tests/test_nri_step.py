@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import difftools
 from difftools import noise
@@ -15,6 +14,7 @@ from examples.nri.__main__ import main
 from examples.nri.data import data_file
 from examples.nri.step import SpanningTreeNoCheck, TrainStep
 from examples.nri.train import Config, Model, train
+from tests.host_reads import HostReads
 
 TINY = {"hidden": 8, "batch_size": 4, "validate_every": 2, "log_every": 1, "eval_batch_size": 3}
 
@@ -43,19 +43,6 @@ def test_check_free_solver_returns_the_registered_solvers_trees():
         solver(torch.randn(3, 44))
 
 
-class _ReadBacks(TorchDispatchMode):
-    """Records every op that hands a tensor's value to Python (``.item()``, ``bool()``, ``float()``)."""
-
-    def __init__(self):
-        super().__init__()
-        self.reads = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func in (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.nonzero.default):
-            self.reads.append((func, args[0]))
-        return func(*args, **(kwargs or {}))
-
-
 def _step_reads(check_finite: bool) -> list:
     torch.manual_seed(0)
     config = Config(**{k: v for k, v in TINY.items() if k in ("hidden", "batch_size")})
@@ -65,7 +52,7 @@ def _step_reads(check_finite: bool) -> list:
     step(x)  # Adam creates its state here
     # Adam's step counters live on the host (CPU tensors, also on a GPU): reading them waits for nothing.
     counters = {id(s["step"]) for s in step.optimizer.state.values()}
-    with _ReadBacks() as mode:
+    with HostReads() as mode:
         step(x)
     return [read for read in mode.reads if id(read[1]) not in counters]
 
