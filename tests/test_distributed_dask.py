@@ -32,11 +32,17 @@ def ilp_bruteforce(theta: np.ndarray, *, A: np.ndarray, b: np.ndarray) -> np.nda
 
 
 def crash_worker_once(theta: np.ndarray, *, A: np.ndarray, b: np.ndarray, marker: str) -> np.ndarray:
-    """Kills the worker process running it the first time (no ``marker`` file yet), then solves."""
-    if not os.path.exists(marker):
-        open(marker, "w").close()
-        os._exit(1)
-    return ilp_bruteforce(theta, A=A, b=b)
+    """Kills the worker process running it the first time (no ``marker`` file yet), then solves.
+
+    The marker is created atomically (O_EXCL): two chunks starting at once on the two workers
+    would otherwise both see no marker and both crash, and the task retried on the second dead
+    worker fails with KilledWorker (seen once in CI).
+    """
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return ilp_bruteforce(theta, A=A, b=b)
+    os._exit(1)
 
 
 def sleep_until(theta: np.ndarray, *, stop: str) -> np.ndarray:
