@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch._C import _functions as _autograd_functions
 
+from difftools import _host
 from difftools._validation import check_bool, check_non_negative
 from difftools.context import PerInstance, per_instance_hint, with_hint
 from difftools.contract import for_solver
@@ -302,16 +303,57 @@ def event_norm(x: Tensor, event_dim: int, *, keep_float64: bool = False) -> Tens
 
     Squaring raw entries underflows to 0 below about 1e-19 in float32 (1e-154 in float64) and
     overflows above about 1e19 (1e154), where the norm itself is still representable. Lower
-    precisions accumulate in float64 (one op) and are returned in ``x``'s dtype, or in float64 with
-    ``keep_float64`` (a ratio of two norms then converts once); float64 divides by the largest
-    magnitude m first and returns m·‖x/m‖.
+    precisions accumulate in float64 (one op; on the CPU, large tensors take :func:`_checked_norm`);
+    float64 divides by the largest magnitude m first and returns m·‖x/m‖. Results are in ``x``'s
+    dtype, or in float64 with ``keep_float64`` (a ratio of two norms then converts once).
     """
     if event_dim == 0:
         return x.abs()
     dims = tuple(range(x.dim() - event_dim, x.dim()))
-    if x.dtype != torch.float64:
+    if x.dtype == torch.float64:
+        return _scaled_norm(x, dims)
+    if x.numel() >= LARGE and _host.reads_are_free(x.device):
+        norm = _checked_norm(x, dims)
+    else:
         norm = torch.linalg.vector_norm(x, dim=dims, keepdim=True, dtype=torch.float64)
-        return norm if keep_float64 else norm.to(x.dtype)
+    return norm if keep_float64 else norm.to(x.dtype)
+
+
+# Tensors of at least this many entries take the CPU's memory-bound kernels (event_norm, the
+# controller's counts): there the float64 and integer reductions cost 7-30x a float32 one (about
+# 3.4 ns an entry against 0.12-0.5 ns, benchmarks/estimator_overhead.py's largest rows), below it
+# they are a few microseconds either way and keep their one-op form.
+LARGE = 1 << 16
+
+# A float32 norm in [2^-40, 2^40] had no square under- or overflow that matters: an overflow makes
+# it inf, and the squares that are subnormal (|x| < 1e-19) lose at most 1.2e-38 each (all of it
+# where denormals are flushed), n·1.4e-14 of a squared norm of at least 2^-80.
+_TRUSTED = (2.0**-40, 2.0**40)
+
+
+def _checked_norm(x: Tensor, dims: tuple[int, ...]) -> Tensor:
+    """float64 norms of a float32 or lower-precision ``x`` from a float32 reduction, checked per instance on the host.
+
+    The norm of every instance is taken in float32 (vectorised, no temporary); the instances whose
+    norm falls outside the trusted range (zero, tiny, huge, inf or NaN) are picked on the host --
+    free on the CPU, a synchronisation elsewhere, so only the CPU takes this path -- and, unless
+    all their entries are zero, recomputed in float64 (where no square of theirs under- or overflows).
+    """
+    norm = torch.linalg.vector_norm(x, dim=dims, keepdim=True, dtype=torch.float32).double()
+    flat = norm.view(-1)
+    low, high = _TRUSTED
+    suspect = torch.nonzero(~((flat >= low) & (flat <= high))).squeeze(1)
+    if suspect.numel():
+        rows = x.reshape(flat.numel(), -1).index_select(0, suspect)
+        nonzero = rows.any(-1)
+        suspect, rows = suspect[nonzero], rows[nonzero]  # an all-zero instance's norm is 0 already
+        if suspect.numel():
+            flat[suspect] = torch.linalg.vector_norm(rows, dim=1, dtype=torch.float64)
+    return norm
+
+
+def _scaled_norm(x: Tensor, dims: tuple[int, ...]) -> Tensor:
+    """m·‖x/m‖ over ``dims`` (keeping them), m the largest magnitude: a float64 norm with no under/overflow."""
     scale = x.abs().amax(dim=dims, keepdim=True)
     unit = x / torch.where(scale > 0, scale, 1.0)
     return scale * torch.linalg.vector_norm(unit, dim=dims, keepdim=True)

@@ -13,6 +13,7 @@ import numbers
 import torch
 from torch import Tensor
 
+from difftools import _host
 from difftools._validation import check_real
 
 __all__ = ["Noise", "Gumbel", "Normal", "SumOfGamma"]
@@ -92,24 +93,15 @@ class Normal(Noise):
         return -value
 
 
-def _exact_rejection(device: torch.device | str | None) -> bool:
-    """Whether rejected gamma proposals are redrawn until accepted: exact, but it reads how many on the host.
-
-    On the CPU that read waits for nothing; on a GPU it would be a synchronisation, so elsewhere the
-    sampler takes a fixed number of proposals instead.
-    """
-    return torch.device(device or "cpu").type == "cpu"
-
-
 def _standard_gamma(concentration: float, shape, generator, device, dtype, *, exact: bool | None = None) -> Tensor:
     """Gamma(concentration, 1) samples, reproducible from ``generator`` (torch's own sampler takes none).
 
     Marsaglia & Tsang (2000) on concentration + 1, boosted back by U^(1/concentration). Two ways
     to run its rejection step, the same proposals and acceptance test:
 
-    * ``exact=True`` (the default on the CPU, :func:`_exact_rejection`): one proposal per entry,
-      then new proposals for the rejected entries only, until every entry is accepted: exact,
-      about 1.05 proposals per entry.
+    * ``exact=True`` (the default where host reads are free, the CPU: ``_host.reads_are_free``):
+      one proposal per entry, then new proposals for the rejected entries only, until every entry
+      is accepted: exact, about 1.05 proposals per entry.
       Picking the rejected entries reads their number on the host, which costs nothing on the CPU.
     * ``exact=False`` (the default on other devices): a fixed 8 proposals per entry and the first
       accepted one, so there is no data-dependent loop and no host synchronisation. An entry whose
@@ -132,7 +124,7 @@ def _standard_gamma(concentration: float, shape, generator, device, dtype, *, ex
         return v.mul_(d), accept
 
     if exact is None:
-        exact = _exact_rejection(device)
+        exact = _host.reads_are_free(device)
     if exact:
         sample, accept = propose(torch.Size(shape))
         flat = sample.view(-1)
@@ -177,7 +169,7 @@ class SumOfGamma(Noise):
         # (benchmarks/noise_sampling.py) and takes a generator; elsewhere torch's is used unless a
         # generator is given (it takes none), and the sync-free vectorised sampler then.
         terms = (self.terms, *shape)
-        if generator is None and not _exact_rejection(device):
+        if generator is None and not _host.reads_are_free(device):
             gamma = torch._standard_gamma(torch.full(terms, 1.0 / self.k, device=device, dtype=dtype))
         else:
             gamma = _standard_gamma(1.0 / self.k, terms, generator, device, dtype)

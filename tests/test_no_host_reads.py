@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import difftools as dt
-from difftools import noise
+from difftools import _host
 from tests.host_reads import HostReads
 
 READS = ["tolist", "numpy"]  # read host memory directly, without an op the dispatcher sees
@@ -80,7 +80,7 @@ def _loss_step(loss):
 def _gamma_sampled_as_on_a_gpu(monkeypatch):
     # On the CPU the exact gamma sampler redraws rejected proposals, reading their number from host
     # memory (no wait); elsewhere it takes a fixed number of proposals. Check that path here.
-    monkeypatch.setattr(noise, "_exact_rejection", lambda device: False)
+    monkeypatch.setattr(_host, "reads_are_free", lambda device: False)
 
 
 @pytest.mark.parametrize("name", LAYERS)
@@ -138,5 +138,5 @@ def test_the_exact_gamma_sampler_is_a_cpu_only_read():
     """What the fixture switches off: on the CPU, seeded Sum-of-Gamma noise reads its rejections back."""
     with pytest.raises(AssertionError, match="nonzero"), refuse_host_reads():
         with pytest.MonkeyPatch.context() as m:
-            m.setattr(noise, "_exact_rejection", lambda device: True)
+            m.setattr(_host, "reads_are_free", lambda device: True)
             dt.SumOfGamma(3).sample((8, 20), generator=torch.Generator().manual_seed(0))

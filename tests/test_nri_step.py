@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import difftools
-from difftools import noise
+from difftools import _host
 from examples.nri.__main__ import main
 from examples.nri.data import data_file
 from examples.nri.step import SpanningTreeNoCheck, TrainStep
@@ -60,7 +60,7 @@ def _step_reads(check_finite: bool) -> list:
 def test_training_step_reads_nothing_back_from_the_device(monkeypatch):
     # Sample the Sum-of-Gamma noise as on a GPU: on the CPU the exact gamma sampler redraws its
     # rejected proposals, which reads their number back (from host memory: it waits for nothing).
-    monkeypatch.setattr(noise, "_exact_rejection", lambda device: False)
+    monkeypatch.setattr(_host, "reads_are_free", lambda device: False)
     assert _step_reads(check_finite=False) == []
     # The detector sees the estimator's own NaN checks, which the training loop turns off.
     assert _step_reads(check_finite=True)

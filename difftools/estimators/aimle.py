@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from difftools._validation import check_non_negative, check_positive, check_real
-from difftools.core import event_norm
+from difftools.core import LARGE, event_norm
 from difftools.distributed.data_parallel import summed_over_ranks
 from difftools.estimators.alpha_rules import FAST_GAIN, AlphaRule, DeterministicRule, FastRule, PaperRule
 from difftools.estimators.finite_difference import FiniteDifference
@@ -80,6 +80,19 @@ AIMLE_RULES: dict[str, AlphaRule] = {
     "paper": PaperRule(),
     "reference": PaperRule(strict=True),
 }
+
+
+def _nonzero_entries(x: Tensor, dims: tuple[int, ...]) -> Tensor:
+    """The non-zero (and NaN) entries of ``x`` over ``dims``, per instance: the count of Eq. 9.
+
+    ``x.bool().sum(dims)`` (int64): the same count as count_nonzero over dims in two kernels where
+    that runs four. From :data:`~difftools.core.LARGE` entries on, a float32 ord-0 norm (exact
+    below 2^24 entries an instance): it reads x once, with no boolean temporary, where the integer
+    reduction costs about 7x as much on the CPU.
+    """
+    if x.numel() < LARGE or math.prod(x.shape[d] for d in dims) >= 1 << 24:
+        return x.bool().sum(dims)
+    return torch.linalg.vector_norm(x, ord=0, dim=dims, dtype=x.dtype if x.dtype == torch.float64 else torch.float32)
 
 
 class AIMLE(FiniteDifference):
@@ -220,12 +233,9 @@ class AIMLE(FiniteDifference):
         # Called from the backward, which already runs under torch.no_grad (core._PerturbAndMAPFunction).
         event_dim = self.solver.event_dim
         dims = tuple(range(diff.dim() - event_dim, diff.dim()))
-        # Counts per (sample, example) are x.bool().sum(dims): the same int64 count as count_nonzero
-        # (non-zero and NaN entries are True), in two kernels where count_nonzero over dims runs four
-        # (a comparison, two dtype copies, a sum): about half of this hook's time in a small step.
         instances: Tensor | int
         if self.count_over == "active":  # (sample, example) pairs with ∇f ≠ 0, as a tensor: no host sync
-            instances = torch.count_nonzero(grad_f.bool().sum(dims) if dims else grad_f)
+            instances = torch.count_nonzero(_nonzero_entries(grad_f, dims) if dims else grad_f)
         else:
             instances = math.prod(diff.shape[: diff.dim() - event_dim])
         # Inactive pairs need no mask: their shift λ ∇f is 0, so both MAP points and the difference coincide.
@@ -234,7 +244,7 @@ class AIMLE(FiniteDifference):
         if self.count == "entries" or not dims:
             nonzero = torch.count_nonzero(diff)
         else:  # per (sample, example): changed entries per entry of the forward solution
-            nonzero = (diff.bool().sum(dims) / out.bool().sum(dims).clamp_min_(1)).sum()
+            nonzero = (_nonzero_entries(diff, dims) / _nonzero_entries(out, dims).clamp_min_(1)).sum()
         nonzero, instances = summed_over_ranks(nonzero, instances, enabled=self.sync)
         if isinstance(instances, Tensor) or instances > 0:
             self._update_controller(nonzero, instances)
