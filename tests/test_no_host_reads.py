@@ -78,8 +78,9 @@ def _loss_step(loss):
 
 @pytest.fixture(autouse=True)
 def _gamma_sampled_as_on_a_gpu(monkeypatch):
-    # On the CPU the exact gamma sampler redraws rejected proposals, reading their number from host
-    # memory (no wait); elsewhere it takes a fixed number of proposals. Check that path here.
+    # On the CPU some steps read host memory (no wait): the exact gamma sampler redraws rejected
+    # proposals, large tensors' norms are checked (core._checked_norm). Elsewhere neither reads
+    # anything; check that path here.
     monkeypatch.setattr(_host, "reads_are_free", lambda device: False)
 
 

@@ -58,8 +58,8 @@ def _step_reads(check_finite: bool) -> list:
 
 
 def test_training_step_reads_nothing_back_from_the_device(monkeypatch):
-    # Sample the Sum-of-Gamma noise as on a GPU: on the CPU the exact gamma sampler redraws its
-    # rejected proposals, which reads their number back (from host memory: it waits for nothing).
+    # Run as on a GPU: on the CPU the exact gamma sampler redraws its rejected proposals, which reads
+    # their number back (from host memory: it waits for nothing), and so does the checked norm of large tensors.
     monkeypatch.setattr(_host, "reads_are_free", lambda device: False)
     assert _step_reads(check_finite=False) == []
     # The detector sees the estimator's own NaN checks, which the training loop turns off.
