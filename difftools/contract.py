@@ -154,8 +154,11 @@ class Solver:
         if self.floating_theta and not theta.dtype.is_floating_point:
             raise TypeError(f"{who}: θ must have a floating-point dtype, got {theta.dtype}")
         k = len(shape)
-        trailing = tuple(theta.shape[theta.dim() - k :]) if theta.dim() >= k else None
-        if trailing is None or any(e is not None and e != t for e, t in zip(shape, trailing)):
+        # Without an event_shape the rank is all there is to check (this runs on every call).
+        if theta.dim() < k or (
+            self.event_shape is not None
+            and any(e is not None and e != t for e, t in zip(shape, theta.shape[theta.dim() - k :]))
+        ):
             expected = ", ".join("*" if e is None else str(e) for e in shape)
             raise ValueError(
                 f"{who}: θ has shape {tuple(theta.shape)}, expected {meaning()}: event_dim={k} trailing dims "
@@ -167,7 +170,7 @@ class Solver:
     def check_context(self, context: dict) -> None:
         """Reject context keywords the solver does not know (a typo would otherwise be ignored)."""
         allowed = self.context_keys
-        if allowed is None:
+        if allowed is None or not context:
             return
         unknown = sorted(set(context) - set(allowed))
         if unknown:

@@ -26,13 +26,7 @@ def check_solver_output(
     ``check_finite=False`` skips the NaN/Inf check (one reduction and a host read): for solvers
     whose output is finite by construction (a one-hot written with ``scatter_``).
     """
-    if isinstance(z, np.ndarray) or np.isscalar(z) or isinstance(z, (list, tuple)):
-        try:
-            z = torch.as_tensor(np.asarray(z))
-        except (TypeError, ValueError) as e:
-            raise SolverError(f"returned a value that is not numeric ({e})", solver=name, index=index) from e
-        on_host = True
-    elif isinstance(z, Tensor):
+    if isinstance(z, Tensor):  # the common case first: np.isscalar costs more than the rest of the checks
         on_host = z.device.type == "cpu"
         if z.device != theta.device:
             if not on_host or theta.device.type == "cpu":
@@ -41,6 +35,12 @@ def check_solver_output(
                     solver=name,
                     index=index,
                 )
+    elif isinstance(z, np.ndarray) or np.isscalar(z) or isinstance(z, (list, tuple)):
+        try:
+            z = torch.as_tensor(np.asarray(z))
+        except (TypeError, ValueError) as e:
+            raise SolverError(f"returned a value that is not numeric ({e})", solver=name, index=index) from e
+        on_host = True
     else:
         raise SolverError(
             f"returned {type(z).__name__}, expected a tensor or array shaped like θ", solver=name, index=index
@@ -55,6 +55,8 @@ def check_solver_output(
         raise SolverError(f"returned dtype {z.dtype}, expected a real dtype", solver=name, index=index)
     if check_finite and on_host and z.dtype.is_floating_point and not all_finite(z):
         raise SolverError("returned non-finite values (NaN or Inf)", solver=name, index=index)
+    if z.dtype == theta.dtype and z.device == theta.device:
+        return z  # what .to() would return, without its dispatch
     return z.to(device=theta.device, dtype=theta.dtype)
 
 

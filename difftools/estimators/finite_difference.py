@@ -30,6 +30,12 @@ def _finite_step_bounds(dtype: torch.dtype) -> tuple[float, float]:
     return float(low), high
 
 
+@functools.cache
+def _central_signs(dtype: torch.dtype, device: torch.device, dim: int) -> Tensor:
+    """``[+1, −1]`` shaped ``[2, 1, ...]`` (``dim`` trailing ones): the two ends of a central difference."""
+    return torch.tensor([1.0, -1.0], dtype=dtype, device=device).view(2, *(1,) * dim)
+
+
 class FiniteDifference(PerturbAndMAP):
     """Perturb-and-MAP forward, finite-difference backward (Niepert et al. 2021, Eq. 2).
 
@@ -100,11 +106,11 @@ class FiniteDifference(PerturbAndMAP):
             lam = torch.where(steps, lam, 0.0)
         shift = lam * grad_f
         if self.central:
-            # Both ends of the difference in one tensor and one solver call: [2S, *batch, *event],
-            # written in place (no concatenation copy).
-            points = shift.new_empty((2 * samples, *shift.shape[1:]))
-            torch.add(target, shift, out=points[:samples])
-            torch.sub(target, shift, out=points[samples:])
+            # Both ends of the difference in one tensor and one solver call, [2S, *batch, *event]: one
+            # kernel writes θ+τ'ε ± λ∇f (no concatenation copy). ±1 times the shift is exact, so the
+            # points are what target + shift and target − shift give, fused or not.
+            signs = _central_signs(shift.dtype, shift.device, shift.dim())
+            points = torch.addcmul(target, signs, shift).flatten(0, 1)
             # The forward's call on the same solver was checked against its discrete set (a solver
             # returning scores does so on every call): the backward's calls are not checked again.
             ends = self._map(points, context, 2 * samples, check_discrete=False)
@@ -122,8 +128,8 @@ class FiniteDifference(PerturbAndMAP):
         # points coincide, except in the forward difference towards another temperature's target.
         moved_target = not self.central and self.target_noise_temperature is not None
         self._observe(diff * (inverse > 0) if moved_target else diff, out, grad_f)
-        if samples == 1:  # no mean over one sample: saves a full pass (and returns a fresh tensor, not a view)
-            return diff[0] * inverse.squeeze(0)
+        if samples == 1:  # no mean over one sample: saves a full pass
+            return (diff * inverse).squeeze(0)
         return (diff * inverse).mean(0)
 
     # Whether _step returns a λ already known to have a finite reciprocal (IMLE's fixed λ).
