@@ -38,18 +38,18 @@ class _PerturbAndMAPFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, theta: Tensor, estimator: PerturbAndMAP, context: dict) -> tuple[Tensor, ...]:
+    def forward(ctx: Any, theta: Tensor, estimator: PerturbAndMAP, context: dict) -> Tensor:
         out, state = estimator._forward_impl(theta, context)
-        output = (out, *state)
         ctx.estimator, ctx.context = estimator, context
-        ctx.mark_non_differentiable(*output[1:])
-        # The state outputs never receive gradients: don't let autograd fill zeros for them.
+        # An output the loss does not use gets no gradient: don't let autograd fill zeros for it.
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(theta, *output)
-        return output
+        # The state (noise, perturbed points) is saved, not returned: an output costs autograd an
+        # edge and a wrapper each step.
+        ctx.save_for_backward(theta, out, *state)
+        return out
 
     @staticmethod
-    def backward(ctx: Any, grad_out: Tensor, *_state_grads: Any) -> tuple[Tensor | None, None, None]:
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, None, None]:
         if grad_out is None or not ctx.needs_input_grad[0]:  # the output was not used by the loss
             return None, None, None
         theta, out, *state = ctx.saved_tensors
@@ -118,7 +118,7 @@ class PerturbAndMAP(nn.Module):
         for key, value in context.items():
             if isinstance(value, PerInstance):
                 value.check_batch(batch_shape, key, type(self).__name__)
-        out = _PerturbAndMAPFunction.apply(max_form(theta, self.solver.sense), self, context)[0]
+        out = _PerturbAndMAPFunction.apply(max_form(theta, self.solver.sense), self, context)
         return out if self.samples is not None or not self._returns_samples else out.squeeze(0)
 
     # Whether the forward output has a leading sample dimension (False: a mean, as in Perturbed).
