@@ -282,7 +282,7 @@ class AIMLE(FiniteDifference):
         dtype = ema_buffer.dtype
         scalar = _HOST_SCALARS.get(dtype)
         if scalar is not None and self.rule.has_host_form and _host.reads_are_free(ema_buffer.device):
-            self._update_on_host(nonzero, instances, scalar)
+            self._update_on_host(nonzero, instances, scalar, alpha_buffer, ema_buffer)
             return
         count = instances
         if isinstance(instances, Tensor):
@@ -302,10 +302,12 @@ class AIMLE(FiniteDifference):
             ema_buffer.copy_(ema)
             alpha_buffer.copy_(alpha)
 
-    def _update_on_host(self, nonzero: Tensor, instances: Tensor | int, scalar: type) -> None:
+    def _update_on_host(
+        self, nonzero: Tensor, instances: Tensor | int, scalar: type, alpha_buffer: Tensor, ema_buffer: Tensor
+    ) -> None:
         """:meth:`_update_controller` on host scalars (the CPU): the same operations, each rounded as the tensors' are.
 
-        Reading the counts waits for nothing on the CPU, and two reads and two fills replace about
+        Reading the counts waits for nothing on the CPU, and four scalar reads and two fills replace about
         fifteen scalar tensor operations (about 40 µs of a small step's 150 µs fixed cost,
         ``benchmarks/estimator_overhead.py``). The rule's exp may differ in the last bit
         (:meth:`~difftools.estimators.AlphaRule.next_alpha_on_host`).
@@ -313,7 +315,6 @@ class AIMLE(FiniteDifference):
         seen = instances.item() if isinstance(instances, Tensor) else instances
         if seen <= 0:  # no pair seen (all-reduced or active counts): the state stays
             return
-        alpha_buffer, ema_buffer = self.alpha, self.nnz_ema
         mean_nnz = scalar(nonzero.item()) / scalar(max(seen, 1))
         ema = scalar(self.decay) * scalar(ema_buffer.item()) + scalar(1.0 - self.decay) * mean_nnz
         alpha = self.rule.next_alpha_on_host(
