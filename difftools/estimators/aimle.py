@@ -270,7 +270,7 @@ class AIMLE(FiniteDifference):
             self._update_controller(nonzero, instances)
 
     def _update_controller(self, nonzero: Tensor, instances: Tensor | int) -> None:
-        """Eq. 9, then the rule's α update: in-place buffer updates, no host sync.
+        """Eq. 9, then the rule's α update, in place: from host scalars on the CPU, with no host sync elsewhere.
 
         ``nonzero`` / ``instances``: non-zero entries and instances of this step (``instances`` a
         tensor after an all-reduce); a step without instances (an empty batch on every rank)
