@@ -279,15 +279,8 @@ def map_in_max_form(
             "backward, so the gradient would be wrong. Work on a copy: theta = theta.clone()",
             solver=getattr(solver, "name", None) or solver_repr(solver),
         )
-    if (
-        (check_finite if check_discrete is None else check_discrete)
-        and getattr(solver, "check_output_values", True)  # 0/1 by construction: nothing to check (nor to index)
-        and isinstance(z, Tensor)
-        and z.dim() > 0
-    ):
-        # The first sample's solutions only (the whole batch of one sample): a solver returning
-        # scores or probabilities does so everywhere, and checking all S samples costs ~S× more.
-        warn_if_not_discrete(solver, z[0], owner)
+    if (check_finite if check_discrete is None else check_discrete) and isinstance(z, Tensor) and z.dim() > 0:
+        warn_if_not_discrete(solver, z, owner, first_sample=True)  # the first sample's solutions only
     return z
 
 

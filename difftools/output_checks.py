@@ -71,19 +71,25 @@ _OUTPUT_WARNED: weakref.WeakSet = weakref.WeakSet()
 _OUTPUT_WARNED_IDS: set[int] = set()
 
 
-def warn_if_not_discrete(solver: Any, z: Tensor, owner: str) -> None:
+def warn_if_not_discrete(solver: Any, z: Tensor, owner: str, *, first_sample: bool = False) -> None:
     """Warn once per solver when ``z`` has entries outside the solver's declared discrete set.
 
     The set is the solver's ``discrete`` attribute: ``"binary"`` (0/1), ``"integer"`` (the
     default) or None (real-valued solutions, e.g. LP vertices: no check). One comparison (a host
     synchronisation on CUDA), done only while the estimator checks finiteness, on the solutions of
-    the first sample of each forward solver call (``map_in_max_form``'s ``check_discrete``).
+    the first sample of each forward solver call (``map_in_max_form``'s ``check_discrete``, which
+    passes all samples with ``first_sample=True``: ``z[0]`` is taken only when there is something
+    to check). Solvers with ``check_output_values=False`` return 0/1 by construction: no check.
     """
     kind = getattr(solver, "discrete", "integer")
     if kind is None or not z.dtype.is_floating_point or z.numel() == 0:
         return
-    if not getattr(solver, "check_output_values", True):  # 0/1 by construction (Solver.check_output_values)
+    if not getattr(solver, "check_output_values", True):
         return
+    if first_sample:
+        # A solver returning scores or probabilities does so in every sample, and checking all S
+        # samples costs ~S× more.
+        z = z[0]
     try:
         if solver in _OUTPUT_WARNED:
             return

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from difftools._validation import check_bool, check_non_negative, check_real
 from difftools.core import PerturbAndMAP
@@ -30,10 +31,30 @@ def _finite_step_bounds(dtype: torch.dtype) -> tuple[float, float]:
     return float(low), high
 
 
-@functools.cache
+_SIGNS: dict[tuple[torch.dtype, torch.device, int], Tensor] = {}
+_is_compiling = getattr(torch.compiler, "is_compiling", lambda: False)  # torch >= 2.3
+
+
+def _plain_mode() -> bool:
+    """Whether tensors made now are ordinary eager tensors: no dispatch mode (fake, meta), no compiling."""
+    return _get_current_dispatch_mode() is None and not _is_compiling()
+
+
 def _central_signs(dtype: torch.dtype, device: torch.device, dim: int) -> Tensor:
-    """``[+1, −1]`` shaped ``[2, 1, ...]`` (``dim`` trailing ones): the two ends of a central difference."""
-    return torch.tensor([1.0, -1.0], dtype=dtype, device=device).view(2, *(1,) * dim)
+    """``[+1, −1]`` shaped ``[2, 1, ...]`` (``dim`` trailing ones): the two ends of a central difference.
+
+    Kept per (dtype, device, dim), which saves a host-to-tensor copy per step, but only as an
+    ordinary eager tensor: one made under a fake-tensor mode, while compiling or in inference mode
+    would break the eager steps that reuse it, and under such modes a fresh one is made each time.
+    """
+    key = (dtype, device, dim)
+    plain = _plain_mode()
+    if plain and key in _SIGNS:
+        return _SIGNS[key]
+    signs = torch.tensor([1.0, -1.0], dtype=dtype, device=device).view(2, *(1,) * dim)
+    if plain and type(signs) is Tensor and not signs.is_inference():
+        _SIGNS[key] = signs
+    return signs
 
 
 class FiniteDifference(PerturbAndMAP):
