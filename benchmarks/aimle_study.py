@@ -49,9 +49,9 @@ class CountingAIMLE(dt.AIMLE):
             raise ValueError(f"CountingAIMLE: mode must be 'sample', 'example', 'entry' or 'nonzero', got {mode!r}")
         self.mode = mode
 
-    def _observe(self, diff: Tensor, out: Tensor, grad_f: Tensor) -> None:
+    def _observe(self, diff: Tensor, out: Tensor, grad_f: Tensor, grad_norm: Tensor | None) -> None:
         if self.mode == "sample":
-            return super()._observe(diff, out, grad_f)
+            return super()._observe(diff, out, grad_f, grad_norm)
         event = self.solver.event_dim
         instances = math.prod(diff.shape[1 : diff.dim() - event])
         if self.mode == "nonzero":  # the fraction of (sample, example) pairs with any non-zero entry

@@ -71,7 +71,7 @@ def test_pyepo_matched_aimle_uses_one_lambda_per_batch(sp):
     layer = vs_pyepo.aimle_matched(sp.solver, "min")
     assert layer.lam_scope == "batch" and layer.samples == 10 and not layer.central
     theta, grad_f = torch.randn(10, 4, 40), torch.randn(10, 4, 40)
-    lam = layer._step(theta[0], grad_f)
+    lam, _ = layer._step(theta[0], grad_f)
     expected = layer.alpha * theta[0].norm() * 10**0.5 / grad_f.norm()
     assert lam.shape == () and lam.item() == pytest.approx(expected.item(), rel=1e-6)
 

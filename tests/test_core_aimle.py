@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import difftools as dt
+from difftools.core import event_norm
 
 identity = dt.solver(lambda t: t.clone(), sense="max", batched=True, backend="torch", name="identity", discrete=None)
 constant = dt.solver(lambda t: torch.zeros_like(t), sense="max", batched=True, backend="torch", name="constant")
@@ -77,14 +78,17 @@ def test_solution_count_is_per_instance_for_vector_and_scalar_events():
     out = torch.tensor([[[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]]])
     diff = torch.tensor([[[1.0, 0.0, 0.0, 0.0], [1.0, -1.0, 1.0, 0.0], [0.0, 0.0, -1.0, 1.0]]])
     grad_f = torch.tensor([[[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, -2.0]]])
-    spy(dt.AIMLE("argmax", count_over="active"))._observe(diff, out, grad_f)
-    spy(dt.AIMLE("argmax", count_over="batch"))._observe(diff, out, grad_f)
-    assert seen == [(1 / 2 + 3 / 1 + 2 / 1, 2), (1 / 2 + 3 / 1 + 2 / 1, 3)]  # active: the middle ∇f is 0
+    norms = event_norm(grad_f, 1, keep_float64=True)  # what _step hands over (per-example λ)
+    spy(dt.AIMLE("argmax", count_over="active"))._observe(diff, out, grad_f, None)
+    spy(dt.AIMLE("argmax", count_over="active"))._observe(diff, out, grad_f, norms)
+    spy(dt.AIMLE("argmax", count_over="batch"))._observe(diff, out, grad_f, norms)
+    # active: the middle ∇f is 0, counted from ∇f itself or from its norms
+    assert seen == [(1 / 2 + 3 / 1 + 2 / 1, 2)] * 2 + [(1 / 2 + 3 / 1 + 2 / 1, 3)]
     # Scalar events (event_dim = 0): each entry is one instance; a changed entry is one changed solution.
     seen.clear()
     threshold = dt.solver(lambda t: (t > 0).float(), sense="max", batched=True, backend="torch", event_dim=0)
     out, diff = torch.tensor([[1.0, 1.0, 1.0, 0.0]]), torch.tensor([[1.0, 0.0, 0.0, -1.0]])
-    spy(dt.AIMLE(threshold, count_over="batch"))._observe(diff, out, torch.ones(1, 4))
+    spy(dt.AIMLE(threshold, count_over="batch"))._observe(diff, out, torch.ones(1, 4), None)
     assert seen == [(2.0, 4)]  # mean 0.5 (it was 2/3 over 4: the whole batch's solution taken as one)
 
 

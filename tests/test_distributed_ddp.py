@@ -15,6 +15,7 @@ from difftools.solvers.topk import TopK
 from torch import nn
 
 from difftools import AIMLE
+from difftools.core import event_norm
 from difftools.noise import Gumbel, Noise
 from tests.forkserver import start_forkserver
 
@@ -207,7 +208,8 @@ def test_counts_are_exact_in_half_precision():
         for dtype in (torch.float64, torch.bfloat16):
             layer = AIMLE(TopK(3), noise=None, initial_alpha=5.0, decay=0.5, count=count)
             with torch.no_grad():
-                layer._observe(diff[None].to(dtype), out[None].to(dtype), grad_f.to(dtype))
+                g = grad_f.to(dtype)
+                layer._observe(diff[None].to(dtype), out[None].to(dtype), g, event_norm(g, 1, keep_float64=True))
             emas.append(layer.nnz_ema)
         assert emas[0].item() != 1.0, "the step must move the estimate for the comparison to mean anything"
         assert torch.equal(emas[0], emas[1]), count

@@ -102,9 +102,9 @@ def test_paper_preset_reproduces_algorithm_1_alpha_and_ema_trace_from_observed_c
     counts = []
     observe = layer._observe
 
-    def spy(diff, out, grad_f):  # the unscaled MAP differences the controller sees: [S, n] here
+    def spy(diff, out, grad_f, grad_norm):  # the unscaled MAP differences the controller sees: [S, n] here
         counts.append(torch.count_nonzero(diff).item() / (diff.numel() // diff.shape[-1]))
-        observe(diff, out, grad_f)
+        observe(diff, out, grad_f, grad_norm)
 
     layer._observe = spy
     trace = []
@@ -166,13 +166,16 @@ def test_reference_preset_is_the_authors_code_strict_comparison_and_batch_lambda
 def test_lam_scope_batch_is_eq_8_over_the_whole_batch():
     theta = torch.tensor([[3.0, 4.0], [0.0, 1.0]])  # row norms 5, 1; batch norm √26
     grad_f = torch.tensor([[[1.0, 0.0], [0.0, 2.0]], [[0.0, 0.0], [2.0, 0.0]]])  # [S=2, B=2, 2]
-    per_example = dt.AIMLE(argmax, initial_alpha=0.5)._step(theta, grad_f)
+    per_example, norms = dt.AIMLE(argmax, initial_alpha=0.5)._step(theta, grad_f)
     # Sample 1 of example 0 has a zero gradient: left out of that example's mean.
     assert torch.allclose(per_example.flatten(), torch.tensor([0.5 * 5.0 / 1.0, 0.5 * (1 / 2 + 1 / 2) / 2]))
-    per_batch = dt.AIMLE(argmax, initial_alpha=0.5, lam_scope="batch")._step(theta, grad_f)
+    # The per-(sample, example) norms of ∇f it took, in float64: the controller counts active pairs from them.
+    assert norms.dtype == torch.float64 and norms.flatten().tolist() == [1.0, 2.0, 0.0, 2.0]
+    per_batch, none = dt.AIMLE(argmax, initial_alpha=0.5, lam_scope="batch")._step(theta, grad_f)
+    assert none is None
     assert per_batch.shape == ()
     assert per_batch.item() == pytest.approx(0.5 * 26**0.5 * 2**0.5 / 9**0.5)
-    assert dt.AIMLE(argmax, initial_alpha=0.5, lam_scope="batch")._step(theta, torch.zeros(2, 2, 2)).item() == 0.0
+    assert dt.AIMLE(argmax, initial_alpha=0.5, lam_scope="batch")._step(theta, torch.zeros(2, 2, 2))[0].item() == 0.0
     with pytest.raises(ValueError, match="lam_scope must be 'example' or 'batch'"):
         dt.AIMLE(argmax, lam_scope="sample")
 

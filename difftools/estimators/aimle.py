@@ -225,7 +225,7 @@ class AIMLE(FiniteDifference):
         # Algorithm 1 starts the moving average of the gradient count at 1.
         self.register_buffer("nnz_ema", torch.tensor(1.0))
 
-    def _step(self, theta: Tensor, grad_f: Tensor) -> Tensor:
+    def _step(self, theta: Tensor, grad_f: Tensor) -> tuple[Tensor, Tensor | None]:
         if self.lam_scope == "batch":
             # One λ for the whole batch (the reference code, PyEPO): Eq. 8 with both norms taken over
             # the batch, θ counted once per sample, so that equal ∇f_s give α ‖θ‖ / ‖∇f‖.
@@ -234,7 +234,7 @@ class AIMLE(FiniteDifference):
             nonzero = grad_norm > 0
             return self.alpha.to(theta.dtype) * torch.where(
                 nonzero, theta_norm / torch.where(nonzero, grad_norm, 1.0), 0.0
-            )
+            ), None
         event_dim = self.solver.event_dim
         grad_norm = event_norm(grad_f, event_dim, keep_float64=True)  # [S, *batch, 1...]
         theta_norm = event_norm(theta, event_dim, keep_float64=True)  # [*batch, 1...]: broadcasts over S
@@ -242,20 +242,23 @@ class AIMLE(FiniteDifference):
             # One sample: no mean over samples. Where ∇f = 0 the ratio is inf (NaN if θ = 0 too) and λ
             # with it: FiniteDifference takes no step for a λ without a finite reciprocal (gradient 0,
             # as the step of a zero ∇f must be), so no mask is needed here.
-            return self.alpha.to(theta.dtype) * (theta_norm / grad_norm).to(theta.dtype)
-        theta_norm, grad_norm = theta_norm.to(theta.dtype), grad_norm.to(theta.dtype)
-        nonzero = grad_norm > 0
-        ratio = torch.where(nonzero, theta_norm / torch.where(nonzero, grad_norm, 1.0), 0.0)
+            return self.alpha.to(theta.dtype) * (theta_norm / grad_norm).to(theta.dtype), grad_norm
+        # The float64 norms are returned: cast to θ's dtype, a huge finite ∇f's norm may overflow.
+        theta_low, grad_low = theta_norm.to(theta.dtype), grad_norm.to(theta.dtype)
+        nonzero = grad_low > 0
+        ratio = torch.where(nonzero, theta_low / torch.where(nonzero, grad_low, 1.0), 0.0)
         count = nonzero.sum(0, keepdim=True).clamp_min(1)
-        return self.alpha.to(theta.dtype) * ratio.sum(0, keepdim=True) / count
+        return self.alpha.to(theta.dtype) * ratio.sum(0, keepdim=True) / count, grad_norm
 
-    def _observe(self, diff: Tensor, out: Tensor, grad_f: Tensor) -> None:
+    def _observe(self, diff: Tensor, out: Tensor, grad_f: Tensor, grad_norm: Tensor | None) -> None:
         # Called from the backward, which already runs under torch.no_grad (core._PerturbAndMAPFunction).
         event_dim = self.solver.event_dim
         dims = tuple(range(diff.dim() - event_dim, diff.dim()))
         instances: Tensor | int
         if self.count_over == "active":  # (sample, example) pairs with ∇f ≠ 0, as a tensor: no host sync
-            instances = _active_pairs(grad_f, dims)
+            # A float64 norm of ∇f is 0 exactly where all its entries are (no float32 square
+            # underflows there; NaN and inf stay non-zero): one count over the few norms of Eq. 8.
+            instances = _active_pairs(grad_f, dims) if grad_norm is None else torch.count_nonzero(grad_norm)
         else:
             instances = math.prod(diff.shape[: diff.dim() - event_dim])
         # Inactive pairs need no mask: their shift λ ∇f is 0, so both MAP points and the difference coincide.

@@ -111,10 +111,12 @@ class FiniteDifference(PerturbAndMAP):
 
     def _backward_impl(self, theta, out, state, grad_out, context):
         target, *decision = state
-        self._check_grad(grad_out)
         samples = target.shape[0]
         grad_f = grad_out * samples if samples > 1 else grad_out
-        lam = self._step(theta, grad_f)  # [S or 1, *batch, 1...] broadcastable over samples and event
+        # λ [S or 1, *batch, 1...], broadcastable over samples and event, and the per-pair norms of ∇f
+        # the step was taken from, if any: they also tell whether ∇f is finite (before any solver call).
+        lam, grad_norm = self._step(theta, grad_f)
+        self._check_grad(grad_out, grad_norm)
         if self._fixed_step:
             steps = lam > 0
         else:
@@ -148,7 +150,7 @@ class FiniteDifference(PerturbAndMAP):
         # The controller counts only the changes that become gradient entries. Where λ = 0 both MAP
         # points coincide, except in the forward difference towards another temperature's target.
         moved_target = not self.central and self.target_noise_temperature is not None
-        self._observe(diff * (inverse > 0) if moved_target else diff, out, grad_f)
+        self._observe(diff * (inverse > 0) if moved_target else diff, out, grad_f, grad_norm)
         if samples == 1:  # no mean over one sample: saves a full pass
             return (diff * inverse).squeeze(0)
         return (diff * inverse).mean(0)
@@ -156,11 +158,13 @@ class FiniteDifference(PerturbAndMAP):
     # Whether _step returns a λ already known to have a finite reciprocal (IMLE's fixed λ).
     _fixed_step = False
 
-    def _step(self, theta: Tensor, grad_f: Tensor) -> Tensor:
+    def _step(self, theta: Tensor, grad_f: Tensor) -> tuple[Tensor, Tensor | None]:
+        """λ, and the norms of ∇f per (sample, instance) in float64 (``core.event_norm``) if it took them, else None."""
         raise NotImplementedError
 
-    def _observe(self, diff: Tensor, out: Tensor, grad_f: Tensor) -> None:
-        """Hook for the adaptive controller: the unscaled MAP differences, the forward's MAP states and ∇f."""
+    def _observe(self, diff: Tensor, out: Tensor, grad_f: Tensor, grad_norm: Tensor | None) -> None:
+        """Hook for the adaptive controller: the unscaled MAP differences, the forward's MAP states, ∇f and
+        :meth:`_step`'s norms of ∇f."""
 
     def _extra_repr_parts(self) -> list[str]:
         parts = [f"central={self.central}"]
@@ -194,7 +198,7 @@ class IMLE(FiniteDifference):
                 f"finite there (usable: {max(finfo.tiny, 1.0 / finfo.max):.3g} <= lam <= {finfo.max:.3g}); use a "
                 "larger lam or float64 θ"
             )
-        return theta.new_full((), self.lam)  # a fill on θ's device: no host-to-device copy
+        return theta.new_full((), self.lam), None  # a fill on θ's device: no host-to-device copy
 
     def _extra_repr_parts(self) -> list[str]:
         return [f"lam={self.lam:g}"] + super()._extra_repr_parts()
