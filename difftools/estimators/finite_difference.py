@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
+from difftools import _host
 from difftools._validation import check_bool, check_non_negative, check_real
 from difftools.core import PerturbAndMAP
 from difftools.noise import Gumbel, Noise
@@ -55,6 +56,23 @@ def _central_signs(dtype: torch.dtype, device: torch.device, dim: int) -> Tensor
     if plain and type(signs) is Tensor and not signs.is_inference():
         _SIGNS[key] = signs
     return signs
+
+
+def _usable_steps(lam: Tensor) -> Tensor | None:
+    """Where λ and 1/λ are finite and positive, as a mask; None when that holds everywhere.
+
+    A λ that is not finite, or whose reciprocal is not (0, the smallest subnormals), takes no step:
+    its gradient is 0 instead of 0·inf = NaN, and no perturbed point is ±inf. On the CPU, where a
+    read waits for nothing, λ's smallest and largest values decide on the host (one reduction,
+    and no masking in the common case); elsewhere λ clamped to the dtype's bounds equals λ only
+    inside them (NaN equals nothing): two kernels, with no host synchronisation.
+    """
+    low, high = _finite_step_bounds(lam.dtype)
+    if lam.numel() and _host.reads_are_free(lam.device):
+        smallest, largest = torch.aminmax(lam)
+        if low <= smallest.item() and largest.item() <= high:  # False for NaN
+            return None
+    return lam.clamp(low, high) == lam
 
 
 class FiniteDifference(PerturbAndMAP):
@@ -117,15 +135,9 @@ class FiniteDifference(PerturbAndMAP):
         # the step was taken from, if any: they also tell whether ∇f is finite (before any solver call).
         lam, grad_norm = self._step(theta, grad_f)
         self._check_grad(grad_out, grad_norm)
-        if self._fixed_step:
-            steps = lam > 0
-        else:
-            # A λ that is not finite, or whose reciprocal is not (0, the smallest subnormals), takes no
-            # step: its gradient is 0 instead of 0·inf = NaN, and no perturbed point is ±inf. λ clamped
-            # to the dtype's bounds equals λ only inside them (NaN equals nothing): two kernels, where
-            # two element-wise isfinite or (λ >= low) & (λ <= high) take more.
-            low, high = _finite_step_bounds(lam.dtype)
-            steps = lam.clamp(low, high) == lam
+        # steps: where λ takes its step, or None where every λ does (a fixed λ is checked in _step).
+        steps = None if self._fixed_step else _usable_steps(lam)
+        if steps is not None:
             lam = torch.where(steps, lam, 0.0)
         shift = lam * grad_f
         if self.central:
@@ -146,7 +158,9 @@ class FiniteDifference(PerturbAndMAP):
         # where λ = 0 (no step taken, so no gradient — never NaN).
         # (reciprocal() then × 0.5 is what Tensor.__rdiv__ computes for 0.5 / λ, without its Python frame.)
         reciprocal = lam.reciprocal()
-        inverse = torch.where(steps, reciprocal.mul_(0.5) if self.central else reciprocal, 0.0)
+        inverse = reciprocal.mul_(0.5) if self.central else reciprocal
+        if steps is not None:
+            inverse = torch.where(steps, inverse, 0.0)
         # The controller counts only the changes that become gradient entries. Where λ = 0 both MAP
         # points coincide, except in the forward difference towards another temperature's target.
         moved_target = not self.central and self.target_noise_temperature is not None
