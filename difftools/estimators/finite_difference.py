@@ -38,7 +38,7 @@ _is_compiling = getattr(torch.compiler, "is_compiling", lambda: False)  # torch 
 
 def _plain_mode() -> bool:
     """Whether tensors made now are ordinary eager tensors: no dispatch mode (fake, meta), no compiling."""
-    return _get_current_dispatch_mode() is None and not _is_compiling()
+    return not _is_compiling() and _get_current_dispatch_mode() is None
 
 
 def _central_signs(dtype: torch.dtype, device: torch.device, dim: int) -> Tensor:
