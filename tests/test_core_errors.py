@@ -109,3 +109,31 @@ def test_generator_on_wrong_device_is_explained():
 
     with pytest.raises(TypeError, match="generator must be a torch.Generator"):
         dt.AIMLE("argmax", generator=FakeDeviceGenerator())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("samples", [None, 3])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("lam_scope", ["example", "batch"])
+def test_one_non_finite_downstream_entry_is_reported(dtype, samples, bad, lam_scope):
+    # AIMLE checks the downstream gradient through Eq. 8's per-example norms (lam_scope="example"):
+    # one bad entry among finite ones must show there as it does in the whole-tensor check.
+    layer = dt.AIMLE("argmax", samples=samples, lam_scope=lam_scope)
+    theta = torch.randn(4, 6, dtype=dtype, requires_grad=True)
+    out = layer(theta)
+    dy = torch.randn(out.shape, dtype=dtype)
+    dy[(0,) * (dy.dim() - 1) + (2,)] = bad
+    with pytest.raises(ValueError, match="AIMLE: the downstream gradient contains NaN or Inf"):
+        out.backward(dy)
+
+
+def test_finite_downstream_gradient_whose_sample_multiple_overflows_is_not_an_error():
+    # ∇f_s = S · dy_s overflows float32 here although dy is finite: not the user's NaN/Inf, so no
+    # error; those examples' λ has no finite reciprocal and they take no step.
+    layer = dt.AIMLE("argmax", samples=4)
+    theta = torch.randn(2, 5, requires_grad=True)
+    out = layer(theta)
+    dy = torch.randn(out.shape)
+    dy[:, 0] = 3e38
+    out.backward(dy)
+    assert torch.isfinite(theta.grad).all() and not theta.grad[0].any()
