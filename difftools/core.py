@@ -194,9 +194,10 @@ class PerturbAndMAP(nn.Module):
     def _check_grad(self, grad_out: Tensor, norms: Tensor | None = None) -> None:
         """ValueError if the downstream gradient has NaN or Inf (with ``check_finite``).
 
-        ``norms``: norms of ∇f (or of a multiple of it) per instance, already taken in a precision
-        where no finite ∇f overflows (:func:`event_norm`'s float64): all finite means every entry
-        is, so one reduction over those few values replaces one over ∇f.
+        ``norms``: norms of ∇f (or of a multiple of it) per instance, already taken where no finite
+        ∇f overflows (:func:`event_norm` with ``keep_float64``: float64, or |∇f| for scalar events):
+        all finite means every entry is, so one reduction over those few values replaces one over
+        ∇f; otherwise ∇f itself decides (a multiple may overflow where ∇f is finite).
         """
         if not self.check_finite or (norms is not None and all_finite(norms)):
             return

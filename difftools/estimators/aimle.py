@@ -256,8 +256,9 @@ class AIMLE(FiniteDifference):
         dims = tuple(range(diff.dim() - event_dim, diff.dim()))
         instances: Tensor | int
         if self.count_over == "active":  # (sample, example) pairs with ∇f ≠ 0, as a tensor: no host sync
-            # A float64 norm of ∇f is 0 exactly where all its entries are (no float32 square
-            # underflows there; NaN and inf stay non-zero): one count over the few norms of Eq. 8.
+            # Eq. 8's norm of ∇f (float64; |∇f| for scalar events) is 0 exactly where all its entries
+            # are (no float32 square underflows in float64; NaN and inf stay non-zero): one count over
+            # those few values.
             instances = _active_pairs(grad_f, dims) if grad_norm is None else torch.count_nonzero(grad_norm)
         else:
             instances = math.prod(diff.shape[: diff.dim() - event_dim])
