@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import difftools as dt
+from difftools import _host
 from difftools.output_checks import _OUTPUT_WARNED, _OUTPUT_WARNED_IDS
 
 pytestmark = pytest.mark.timeout(60)
@@ -95,8 +96,11 @@ def test_fixed_tiny_lambda_is_fine_in_float64():
     assert torch.isfinite(theta.grad).all()
 
 
-def test_adaptive_lambda_whose_reciprocal_overflows_gives_zero_gradient_and_no_count():
-    # α = 1e-40 is subnormal in float32: λ = α·‖θ‖/‖∇f‖ has no finite reciprocal.
+@pytest.mark.parametrize("host_reads", [True, False], ids=["cpu-host-guard", "device-mask"])
+def test_adaptive_lambda_whose_reciprocal_overflows_gives_zero_gradient_and_no_count(host_reads, monkeypatch):
+    # α = 1e-40 is subnormal in float32: λ = α·‖θ‖/‖∇f‖ has no finite reciprocal. Both ways of
+    # finding that out (finite_difference._usable_steps) must take no step.
+    monkeypatch.setattr(_host, "reads_are_free", lambda device: host_reads)
     layer = dt.AIMLE("argmax", initial_alpha=1e-40, samples=4)
     theta = torch.randn(3, 5, requires_grad=True)
     (layer(theta) * torch.randn(3, 5)).sum().backward()

@@ -52,21 +52,3 @@ def test_both_paths_give_the_same_step(central, samples, monkeypatch):
         assert torch.equal(g0, g1) and torch.equal(a0, a1) and torch.equal(e0, e1)
     grad = results[0][-1][0]
     assert torch.isfinite(grad).all() and not grad[2].any() and grad.any()
-
-
-def test_subnormal_alpha_takes_no_step_on_either_path(path):
-    layer = dt.AIMLE("argmax", initial_alpha=1e-40, samples=4)  # λ ∝ α has no finite reciprocal
-    grad, _, ema = _step(layer, torch.randn(3, 5), torch.randn(3, 5))
-    assert torch.isfinite(grad).all() and not grad.any()
-    torch.testing.assert_close(ema, torch.tensor(0.9))  # Eq. 9 with a zero count
-
-
-def test_imle_fixed_lambda_needs_no_mask(path):
-    theta, upstream = torch.randn(4, 6), torch.randn(4, 6)
-    layer = dt.IMLE("argmax", lam=2.0, noise=None, central=True)
-    t = theta.clone().requires_grad_()
-    (layer(t) * upstream).sum().backward()
-    onehot = torch.nn.functional.one_hot
-    plus = onehot((theta + 2.0 * upstream).argmax(-1), 6).float()
-    minus = onehot((theta - 2.0 * upstream).argmax(-1), 6).float()
-    torch.testing.assert_close(t.grad, (plus - minus) / 4.0)  # central: (z₊ − z₋) / (2λ)
