@@ -25,6 +25,25 @@ import statistics
 import time
 from typing import Any
 
+from examples.common import HelpFormatter
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.aimle_study", description=__doc__.splitlines()[0], formatter_class=HelpFormatter
+    )
+    parser.add_argument("study", choices=["synthetic", "pyepo"], help="the task set to run")
+    parser.add_argument("--quick", action="store_true", help="fewer seeds and epochs (a smoke run)")
+    parser.add_argument("--out", help="write the rows as JSON here")
+    parser.add_argument("--problems", nargs="+", default=["sp", "ks"], help="PyEPO problems (pyepo study)")
+    parser.add_argument("--only", nargs="*", help="configuration names to run (default: all)")
+    return parser
+
+
+if __name__ == "__main__":  # --help and argument errors are answered before torch is imported
+    _parser().parse_args()
+
+
 import torch
 from difftools.solvers.topk import argmax
 from torch import Tensor
@@ -504,13 +523,7 @@ def pyepo_study(seeds=(0, 1, 2), epochs: int = 10, problems=("sp", "ks"), config
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("study", choices=["synthetic", "pyepo"])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", help="write the rows as JSON here")
-    parser.add_argument("--problems", nargs="+", default=["sp", "ks"])
-    parser.add_argument("--only", nargs="*", help="configuration names to run (default: all)")
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     torch.set_num_threads(1)
     if args.study == "synthetic":
         seeds = 4 if args.quick else 16

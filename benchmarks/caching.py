@@ -20,6 +20,33 @@ import os
 import statistics
 import time
 
+from examples.common import HelpFormatter
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.caching", description=__doc__.splitlines()[0], formatter_class=HelpFormatter
+    )
+    parser.add_argument("--train", type=int, default=200, help="training instances")
+    parser.add_argument("--test", type=int, default=200, help="held-out instances (regret)")
+    parser.add_argument("--items", type=int, default=20, help="knapsack items")
+    parser.add_argument("--features", type=int, default=5, help="features per instance")
+    parser.add_argument("--epochs", type=int, default=30, help="training epochs per arm")
+    parser.add_argument("--batch", type=int, default=32, help="mini-batch size")
+    parser.add_argument("--lr", type=float, default=0.05, help="Adam learning rate")
+    parser.add_argument("--solve-ratio", type=float, default=0.05, help="share of calls the cached arm solves")
+    parser.add_argument(
+        "--estimators", nargs="+", default=["SPO+", "AIMLE"], choices=["SPO+", "AIMLE"], help="estimators to train"
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="data, weights and batch-order seeds")
+    parser.add_argument("--noise-band", action="store_true", help="add an uncached arm on another batch order")
+    return parser
+
+
+if __name__ == "__main__":  # --help and argument errors are answered before torch is imported
+    _parser().parse_args()
+
+
 import numpy as np
 import torch
 from difftools.solvers.ilp import ILP
@@ -121,19 +148,7 @@ def task(args, seed: int):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", type=int, default=200)
-    parser.add_argument("--test", type=int, default=200)
-    parser.add_argument("--items", type=int, default=20)
-    parser.add_argument("--features", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--solve-ratio", type=float, default=0.05)
-    parser.add_argument("--estimators", nargs="+", default=["SPO+", "AIMLE"], choices=["SPO+", "AIMLE"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--noise-band", action="store_true", help="add an uncached arm on another batch order")
-    args = parser.parse_args()
+    args = _parser().parse_args()
 
     print(
         f"knapsack: {args.items} items, capacity half the total weight, OR-Tools SCIP; {args.train} train / "

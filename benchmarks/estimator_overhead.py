@@ -24,6 +24,27 @@ from __future__ import annotations
 
 import argparse
 
+from examples.common import HelpFormatter
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.estimator_overhead",
+        description=__doc__.splitlines()[0],
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
+    parser.add_argument("--small-only", action="store_true", help="only the B=64 and B=256 cases")
+    parser.add_argument("--controller", choices=["fast", "paper"], default="fast", help="the α rule timed")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 9; 3 with --quick)")
+    return parser
+
+
+if __name__ == "__main__":  # --help and argument errors are answered before torch is imported
+    _parser().parse_args()
+
+
 import torch
 
 import difftools as dt
@@ -199,13 +220,7 @@ CASES = [(64, 100, 5), (256, 1000, 10), (1024, 10000, 100)]
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
-    parser.add_argument("--small-only", action="store_true", help="only the B=64 and B=256 cases")
-    parser.add_argument("--controller", choices=["fast", "paper"], default="fast")
-    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 9; 3 with --quick)")
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 9)
     cases = CASES[:2] if args.small_only else CASES
     print(

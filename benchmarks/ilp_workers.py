@@ -17,6 +17,24 @@ import resource
 import threading
 import time
 
+from examples.common import HelpFormatter
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.ilp_workers", description=__doc__.splitlines()[0], formatter_class=HelpFormatter
+    )
+    parser.add_argument("--instances", type=int, default=16, help="knapsack ILPs in the batch")
+    parser.add_argument("--variables", type=int, default=24, help="variables per ILP")
+    parser.add_argument("--constraints", type=int, default=2, help="knapsack constraints per ILP")
+    parser.add_argument("--repeats", type=int, default=2, help="timed repeats (best is kept)")
+    return parser
+
+
+if __name__ == "__main__":  # --help and argument errors are answered before torch is imported
+    _parser().parse_args()
+
+
 import numpy as np
 import torch
 from difftools.solvers.ilp import ILP
@@ -83,12 +101,7 @@ def gil_probe(solver: ILP, theta: torch.Tensor, capacities: PerInstance) -> floa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--instances", type=int, default=16)
-    parser.add_argument("--variables", type=int, default=24)
-    parser.add_argument("--constraints", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=2)
-    args = parser.parse_args()
+    args = _parser().parse_args()
     torch.set_num_threads(1)
     fork = multiprocessing.get_context("fork")
     theta, A, capacities = knapsack_batch(args.instances, args.variables, args.constraints)

@@ -16,6 +16,23 @@ from __future__ import annotations
 import argparse
 import math
 
+from examples.common import HelpFormatter
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.noise_sampling", description=__doc__.splitlines()[0], formatter_class=HelpFormatter
+    )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
+    parser.add_argument("--k", type=float, default=5.0, help="SoG's k (default: PyEPO's 5)")
+    return parser
+
+
+if __name__ == "__main__":  # --help and argument errors are answered before torch is imported
+    _parser().parse_args()
+
+
 import torch
 
 import difftools as dt
@@ -48,11 +65,7 @@ def measure(
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
-    parser.add_argument("--k", type=float, default=5.0, help="SoG's k (default: PyEPO's 5)")
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     rounds = 3 if args.quick else 7
     print(
         f"noise sampling, device={args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads; "

@@ -22,10 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from examples import common
-from examples.nri.train import Config, train
 
 # Each variant changes one thing against the baseline (the documented CPU quick setting).
 VARIANTS: dict[str, dict] = {
@@ -45,6 +42,47 @@ VARIANTS: dict[str, dict] = {
     # AIMLE's defaults' α rule (fast, α₀ = 1, c = 1 counted per solution over active pairs: 9 entries here).
     "fast": {"controller": "fast"},
 }
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.nri_seed_study",
+        description=__doc__.split("\n")[0],
+        formatter_class=common.HelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser(
+        "run", formatter_class=common.HelpFormatter, help="train the missing (variant, seed) runs, one at a time"
+    )
+    run.add_argument("--data-dir", default="data-small", help="generated NRI data")
+    run.add_argument("--out", default="results/nri-study", help="folder of the runs")
+    run.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), help="variants to run")
+    run.add_argument("--seeds", type=int, default=8, help="seeds per variant")
+    run.add_argument("--seed-order", type=int, nargs="+", help="these seeds in this order instead of 0..seeds-1")
+    run.add_argument("--iterations", type=int, default=400, help="training steps per run")
+    run.add_argument("--validate-every", type=int, default=50, help="steps between validations")
+    run.add_argument("--valid-size", type=int, default=200, help="validation simulations")
+    run.add_argument("--budget", type=float, default=float("inf"), help="seconds; start no run that would end later")
+    tab = commands.add_parser(
+        "table", formatter_class=common.HelpFormatter, help="the fraction of seeds that learn the tree, per variant"
+    )
+    tab.add_argument("--out", default="results/nri-study", help="folder of the runs")
+    tab.add_argument("--at", type=int, default=None, help="classify at this iteration (default: each run's last)")
+    tab.add_argument(
+        "--threshold", type=float, default=0.35, help="validation edge precision from which a run learned the tree"
+    )
+    tab.add_argument("--edges", type=float, default=2.25, help="true edges in the MAP tree of a run heading for it")
+    return parser
+
+
+if __name__ == "__main__":  # --help and argument errors are answered before torch is imported
+    _parser().parse_args()
+
+
+import torch
+
+from examples.nri.train import Config, train
+
 QUICK = {"hidden": 64, "batch_size": 32, "lr": 5e-4, "train_size": 6000, "log_every": 50, "eval_batch_size": 100}
 
 
@@ -155,24 +193,7 @@ def table(args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.nri_seed_study", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="train the missing (variant, seed) runs, one at a time")
-    run.add_argument("--data-dir", default="data-small")
-    run.add_argument("--out", default="results/nri-study")
-    run.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
-    run.add_argument("--seeds", type=int, default=8)
-    run.add_argument("--seed-order", type=int, nargs="+", help="these seeds in this order instead of 0..seeds-1")
-    run.add_argument("--iterations", type=int, default=400)
-    run.add_argument("--validate-every", type=int, default=50)
-    run.add_argument("--valid-size", type=int, default=200)
-    run.add_argument("--budget", type=float, default=float("inf"), help="seconds; start no run that would end later")
-    tab = commands.add_parser("table", help="the fraction of seeds that learn the tree, per variant")
-    tab.add_argument("--out", default="results/nri-study")
-    tab.add_argument("--at", type=int, default=None, help="classify at this iteration (default: each run's last)")
-    tab.add_argument("--threshold", type=float, default=0.35)
-    tab.add_argument("--edges", type=float, default=2.25, help="true edges in the MAP tree of a run heading for it")
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     if args.command == "run":
         run_study(args)
     else:

@@ -20,12 +20,33 @@ import os
 import sys
 import time
 
+from examples.common import HelpFormatter
+
+SETTINGS = {"quick": {"hidden": 64, "batch_size": 32, "lr": 5e-4}, "full": {"hidden": 256, "batch_size": 128}}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.nri_speed", description=__doc__.split("\n")[0], formatter_class=HelpFormatter
+    )
+    parser.add_argument("--setting", choices=sorted(SETTINGS), default="quick", help="model size and batch")
+    parser.add_argument("--iterations", type=int, default=200, help="timed training steps")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
+    parser.add_argument("--data-dir", default="data-small", help="generated NRI data")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--compile", action="store_true", help="time the compiled step")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    return parser
+
+
+if __name__ == "__main__":  # --help and argument errors are answered before torch is imported
+    _parser().parse_args()
+
+
 import torch
 
 from examples.nri.data import load_split
 from examples.nri.train import Config, Model, _batch
-
-SETTINGS = {"quick": {"hidden": 64, "batch_size": 32, "lr": 5e-4}, "full": {"hidden": 256, "batch_size": 128}}
 
 
 def _step_function(config: Config, device: str, compiled: bool):
@@ -54,15 +75,7 @@ def _step_function(config: Config, device: str, compiled: bool):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.nri_speed", description=__doc__.split("\n")[0])
-    parser.add_argument("--setting", choices=sorted(SETTINGS), default="quick")
-    parser.add_argument("--iterations", type=int, default=200)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--data-dir", default="data-small")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     torch.set_num_threads(args.threads)
     config = Config(**SETTINGS[args.setting])
     split = load_split(args.data_dir, "train", config.timesteps).to(args.device)

@@ -11,18 +11,25 @@ import argparse
 import os
 import time
 
+from examples.common import HelpFormatter
 from tests.markdown import python_blocks
 
 PAGE = "docs/tutorials/pyepo.md"
 SMALL = "num_train, num_test, epochs = 100, 100, 3"
 
 
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.pyepo_tutorial", description=__doc__.splitlines()[0], formatter_class=HelpFormatter
+    )
+    parser.add_argument("--train", type=int, default=1000, help="training instances")
+    parser.add_argument("--test", type=int, default=1000, help="test instances")
+    parser.add_argument("--epochs", type=int, default=20, help="training epochs")
+    return parser
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", type=int, default=1000)
-    parser.add_argument("--test", type=int, default=1000)
-    parser.add_argument("--epochs", type=int, default=20)
-    args = parser.parse_args()
+    args = _parser().parse_args()
     blocks = python_blocks(PAGE)
     if not any(SMALL in block for block in blocks):
         raise SystemExit(f"{PAGE} no longer sets its sizes with {SMALL!r}; update this script")

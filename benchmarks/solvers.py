@@ -31,6 +31,29 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache, partial
 from typing import NamedTuple
 
+from examples.common import HelpFormatter
+
+# The names of SECTIONS (defined with the benchmarks below), for --help before torch is imported.
+SECTION_NAMES = ("grid_shortest_path", "spanning_tree")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.solvers", description=__doc__.splitlines()[0], formatter_class=HelpFormatter
+    )
+    parser.add_argument("--device", default="cpu", help="device of our solvers: cpu or cuda (baselines run on CPU)")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and baseline instances")
+    parser.add_argument("--only", nargs="+", choices=SECTION_NAMES, help="run only these sections (default: all)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads (default 1: the baselines are single-threaded)"
+    )
+    return parser
+
+
+if __name__ == "__main__":  # --help and argument errors are answered before torch is imported
+    _parser().parse_args()
+
+
 import networkx as nx
 import numpy as np
 import torch
@@ -284,10 +307,9 @@ def bench_spanning_tree(
     return rows
 
 
-SECTIONS: dict[str, Callable[[str, bool], list[Row]]] = {
-    "grid_shortest_path": bench_grid_shortest_path,
-    "spanning_tree": bench_spanning_tree,
-}
+SECTIONS: dict[str, Callable[[str, bool], list[Row]]] = dict(
+    zip(SECTION_NAMES, (bench_grid_shortest_path, bench_spanning_tree), strict=True)
+)
 
 
 def format_rows(rows: list[Row]) -> str:
@@ -305,13 +327,7 @@ def format_rows(rows: list[Row]) -> str:
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", help="device of our solvers: cpu or cuda (baselines run on CPU)")
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and baseline instances")
-    parser.add_argument("--only", nargs="+", choices=sorted(SECTIONS), help="run only these sections")
-    parser.add_argument(
-        "--threads", type=int, default=1, help="torch intra-op threads (default 1: the baselines are single-threaded)"
-    )
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available")

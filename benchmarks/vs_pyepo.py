@@ -30,6 +30,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from examples.common import HelpFormatter
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.vs_pyepo", description=__doc__.splitlines()[0], formatter_class=HelpFormatter
+    )
+    parser.add_argument("--problem", choices=["sp", "ks", "both"], default="both", help="sp, ks or both")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="initial states and batch orders")
+    parser.add_argument("--epochs", type=int, default=10, help="training epochs per run")
+    parser.add_argument("--batch", type=int, default=32, help="mini-batch size")
+    parser.add_argument("--methods", nargs="*", help="only these method names (e.g. SPO+ DBB; default: all)")
+    parser.add_argument("--tiny", action="store_true", help="200 instances, 1 seed, 1 epoch: a smoke run")
+    return parser
+
+
+if __name__ == "__main__":  # --help and argument errors are answered before torch and PyEPO are imported
+    _parser().parse_args()
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -424,14 +443,7 @@ def summarise(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--problem", choices=["sp", "ks", "both"], default="both")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--methods", nargs="*", help="only these method names (e.g. SPO+ DBB)")
-    parser.add_argument("--tiny", action="store_true", help="200 instances, 1 seed, 1 epoch: a smoke run")
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     _require_pyepo()
     num_data, seeds, epochs = (200, args.seeds[:1], 1) if args.tiny else (2000, args.seeds, args.epochs)
     torch.set_num_threads(1)

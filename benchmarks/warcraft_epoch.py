@@ -26,6 +26,27 @@ import statistics
 import time
 from pathlib import Path
 
+from examples.common import HelpFormatter
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.warcraft_epoch", description=__doc__.split("\n")[0], formatter_class=HelpFormatter
+    )
+    parser.add_argument("--data-dir", default="data", help="root of the generated maps (default data)")
+    parser.add_argument("--size", type=int, default=12, help="map size (12, 18, 24 or 30)")
+    parser.add_argument("--maps", type=int, default=2800, help="training maps per timed epoch (default 2800)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--flop-per-cycle", type=float, default=32.0, help="fp32 FLOP per cycle per core")
+    parser.add_argument("--ghz", type=float, default=None, help="clock for the nominal peak (default /proc/cpuinfo)")
+    return parser
+
+
+if __name__ == "__main__":  # --help and argument errors are answered before torch is imported
+    _parser().parse_args()
+
+
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -78,15 +99,7 @@ def run_epoch(model, layer_loss, optimizer, maps, order, batch_size, precision, 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.warcraft_epoch", description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", default="data", help="root of the generated maps (default data)")
-    parser.add_argument("--size", type=int, default=12)
-    parser.add_argument("--maps", type=int, default=2800, help="training maps per timed epoch (default 2800)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--flop-per-cycle", type=float, default=32.0, help="fp32 FLOP per cycle per core")
-    parser.add_argument("--ghz", type=float, default=None, help="clock for the nominal peak (default /proc/cpuinfo)")
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()

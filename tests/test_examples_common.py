@@ -26,7 +26,18 @@ CLIS = [
     ("examples.dvae", "_parser", []),
     ("examples.synthetic", "_parser", []),
 ]
+# Every benchmark script is a command line too: its --help is answered before torch (or PyEPO) is imported.
+BENCHMARKS = sorted(
+    f"benchmarks.{path.stem}" for path in (ROOT / "benchmarks").glob("*.py") if "def _parser(" in path.read_text()
+)
+CLIS += [(module, "_parser", ["run", "table"] if module.endswith("nri_seed_study") else []) for module in BENCHMARKS]
 HELP_CALLS = [(module, [*command, "--help"]) for module, _, subs in CLIS for command in [[], *([s] for s in subs)]]
+HEAVY = {"torch", "matplotlib", "difftools", "pyepo"}
+
+
+def test_every_benchmark_script_has_a_quick_help():
+    scripts = {f"benchmarks.{p.stem}" for p in (ROOT / "benchmarks").glob("*.py") if "argparse" in p.read_text()}
+    assert len(BENCHMARKS) >= 12 and scripts == set(BENCHMARKS)
 
 
 def _imported(importtime_log: str) -> set[str]:
@@ -47,7 +58,7 @@ def test_help_imports_neither_torch_nor_matplotlib(module, argv):
     assert "usage: python -m " + module in done.stdout
     imported = _imported(done.stderr)
     assert "examples" in imported  # the log is read right
-    assert not imported & {"torch", "matplotlib", "difftools"}, sorted(imported & {"torch", "matplotlib", "difftools"})
+    assert not imported & HEAVY, sorted(imported & HEAVY)
 
 
 def _parsers(parser: argparse.ArgumentParser, name: str):
@@ -60,7 +71,9 @@ def _parsers(parser: argparse.ArgumentParser, name: str):
 
 @pytest.mark.parametrize(("module", "builder", "subs"), CLIS, ids=[m for m, _, _ in CLIS])
 def test_help_shows_every_default(module, builder, subs):
-    parser = getattr(importlib.import_module(f"{module}.__main__"), builder)()
+    parser = getattr(
+        importlib.import_module(module if module.startswith("benchmarks.") else f"{module}.__main__"), builder
+    )()
     seen = []
     for name, p in _parsers(parser, module):
         p.format_help()  # every %(default)s expands
