@@ -130,6 +130,8 @@ SYNTHETIC_CONFIGS: list[dict[str, Any]] = [
     {"name": "fast, α₀ = 1, c = 0.75", "controller": "fast", "target_nnz": 0.75},
     {"name": "fast, α₀ = 1, forward", "controller": "fast", "central": False},
     {"name": "fast, α₀ = 1, forward, c = 0.5", "controller": "fast", "central": False, "target_nnz": 0.5},
+    # Fourteenth session: the preset for decisions (no noise) on a sampling task, i.e. a noise-free default.
+    {"name": "controller='deterministic'", "controller": "deterministic", "count": "solution", "count_over": "active"},
 ]
 
 

@@ -107,7 +107,9 @@ class Method:
     ``kind`` is ``"aimle"``, ``"imle"`` or ``"ste"`` (built by :meth:`estimator`), or a kind of the
     example's own (a relaxation such as Gumbel-softmax), which the example builds itself.
     ``samples`` is S; ``central`` selects central differences (AIMLE, IMLE); ``lam`` is IMLE's λ;
-    ``controller`` is AIMLE's λ controller and ``count`` what its target c counts.
+    ``controller`` is AIMLE's λ controller and ``count`` what its target c counts. ``perturbed=False``
+    builds the estimator without noise, whatever noise the example passes: a deterministic layer
+    whose forward is MAP(θ) (AIMLE's ``controller="deterministic"`` preset, Blackbox-like I-MLE).
     """
 
     name: str
@@ -117,12 +119,19 @@ class Method:
     lam: float | None = None
     controller: str = "paper"
     count: str = "entries"
+    perturbed: bool = True
 
     def __post_init__(self) -> None:
         taken = _METHOD_SETTINGS.get(self.kind)
         if taken is None:
+            if not self.perturbed:  # the example's own kinds (relaxations) build themselves, with their noise
+                raise ValueError(
+                    f"Method {self.name!r}: perturbed=False needs an estimator kind ({', '.join(_METHOD_SETTINGS)})"
+                )
             return
         for setting in fields(self)[2:]:
+            if setting.name == "perturbed":  # every estimator kind takes it
+                continue
             if setting.name not in taken and getattr(self, setting.name) != setting.default:
                 raise ValueError(f"Method {self.name!r}: {self.kind} takes no {setting.name} (only {', '.join(taken)})")
 
@@ -134,6 +143,8 @@ class Method:
                 f"{', '.join(_METHOD_SETTINGS)}; other kinds are the example's own)"
             )
         settings = {name: getattr(self, name) for name in _METHOD_SETTINGS[self.kind]}
+        if not self.perturbed:
+            options = {**options, "noise": None}
         return make_estimator(self.kind, solver, **settings, **options)
 
 

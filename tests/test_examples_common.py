@@ -122,6 +122,14 @@ def test_method_builds_its_estimator_with_its_settings():
     assert type(imle) is difftools.IMLE and imle.lam == 10.0 and imle.samples == 1
     ste = common.Method("STE", "ste").estimator(argmax, noise=difftools.Gumbel())
     assert type(ste) is difftools.STE and ste.samples == 1
+    # perturbed=False: no noise whatever the example passes, so the forward is MAP(θ) itself.
+    preset = common.Method(
+        "AIMLE (deterministic)", "aimle", controller="deterministic", count="solution", perturbed=False
+    )
+    layer = preset.estimator(argmax, noise=difftools.Gumbel(), generator=torch.Generator().manual_seed(0))
+    assert layer.noise is None and layer.central is False and layer.count == "solution"
+    theta = torch.randn(4, 6)
+    assert torch.equal(layer(theta)[0], argmax(theta))  # samples=1: one leading sample dim
 
 
 def test_method_refuses_settings_its_estimator_does_not_take():
@@ -129,6 +137,8 @@ def test_method_refuses_settings_its_estimator_does_not_take():
         common.Method("STE", "ste", central=True)
     with pytest.raises(ValueError, match="aimle takes no lam"):
         common.Method("AIMLE", "aimle", lam=1.0)
+    with pytest.raises(ValueError, match="perturbed=False needs an estimator kind"):
+        common.Method("SoftSub", "softsub", perturbed=False)
     relaxation = common.Method("Gumbel-softmax", "gumbel-softmax")  # an example's own kind
     with pytest.raises(ValueError, match="no estimator of kind 'gumbel-softmax'"):
         relaxation.estimator(argmax)
@@ -143,6 +153,16 @@ def test_examples_build_their_methods_through_the_shared_factory():
     assert type(selector) is difftools.IMLE and selector.central is True and selector.lam == 10.0
     sampler = make_sampler(common.Method("AIMLE", "aimle", samples=2), 10, torch.Generator())
     assert type(sampler) is difftools.AIMLE and sampler.samples == 2 and type(sampler.noise) is difftools.SumOfGamma
+    # Both line-ups hold the noise-free preset, and it stays noise-free although the examples pass noise.
+    from examples.dvae.model import methods as dvae_methods
+
+    (l2x_preset,) = [m for m in methods() if "deterministic" in m.name]
+    (dvae_preset,) = [m for m in dvae_methods(10) if "deterministic" in m.name]
+    for layer in (
+        make_selector(l2x_preset, 3, torch.Generator(), 0.5),
+        make_sampler(dvae_preset, 10, torch.Generator()),
+    ):
+        assert type(layer) is difftools.AIMLE and layer.noise is None and layer.controller == "deterministic"
 
 
 # ------------------------------------------------------------------------------------- moved names

@@ -25,7 +25,8 @@ FIGURES = {
     "fig6": ("AIMLE vs Gumbel-softmax",
              lambda r: r["k"] == 1 and (_aimle_s1(r["method"]) or r["method"] == "Gumbel-softmax")),
     "fig7": ("AIMLE vs STE", lambda r: _aimle_s1(r["method"]) or r["method"] == "STE"),
-    "fig8": ("AIMLE with S samples", lambda r: r["method"].startswith("AIMLE") and "fast" not in r["method"]),
+    "fig8": ("AIMLE with S samples",
+             lambda r: r["method"].startswith("AIMLE") and "fast" not in r["method"] and "preset" not in r["method"]),
 }
 
 

@@ -57,7 +57,7 @@ def methods(k: int, samples_grid: tuple[int, ...] = (1, 5, 10), lambdas: tuple[f
     """The paper's line-up for one K: AIMLE (forward/central × S), IMLE (λ grid), STE, Gumbel-softmax (K = 1).
 
     ``fast`` adds AIMLE (central, S = 1) with the fast λ controller, its target c counted per entry (Eq. 9)
-    and per solution. Kind ``"gumbel-softmax"`` is this
+    and per solution, and the noise-free ``controller="deterministic"`` preset. Kind ``"gumbel-softmax"`` is this
     example's relaxation (see :func:`make_sampler`).
     """
     out = [Method(f"AIMLE ({d}, S={s})", "aimle", samples=s, central=d == "central") for s in samples_grid
@@ -66,6 +66,9 @@ def methods(k: int, samples_grid: tuple[int, ...] = (1, 5, 10), lambdas: tuple[f
         out.append(Method("AIMLE (central, S=1, fast)", "aimle", central=True, controller="fast"))
         out.append(Method("AIMLE (central, S=1, fast, c per solution)", "aimle", central=True, controller="fast",
                           count="solution"))
+        # The preset for training on a solver's decisions: what a noise-free default would give a sampler.
+        out.append(Method("AIMLE (forward, S=1, deterministic preset)", "aimle", controller="deterministic",
+                          count="solution", perturbed=False))
     out += [Method(f"IMLE ({d}, λ={lam:g})", "imle", central=d == "central", lam=lam) for lam in lambdas
             for d in ("forward", "central")]
     out.append(Method("STE", "ste"))

@@ -22,14 +22,17 @@ __all__ = ["Explainer", "Method", "evaluate", "make_selector", "methods", "train
 
 
 def methods(lambdas: tuple[float, ...] = (1.0, 10.0, 100.0)) -> list[Method]:
-    """AIMLE (forward, central; central with the fast controller, counting per entry or per solution), IMLE over
-    λ, STE, L2X, SoftSub.
+    """AIMLE (forward, central; central with the fast controller, counting per entry or per solution; the
+    noise-free ``controller="deterministic"`` preset), IMLE over λ, STE, L2X, SoftSub.
 
     Kinds ``"l2x"`` and ``"softsub"`` are this example's relaxations (see :func:`make_selector`).
     """
     out = [Method("AIMLE (forward)", "aimle"), Method("AIMLE (central)", "aimle", central=True),
            Method("AIMLE (central, fast)", "aimle", central=True, controller="fast"),
-           Method("AIMLE (central, fast, c per solution)", "aimle", central=True, controller="fast", count="solution")]
+           Method("AIMLE (central, fast, c per solution)", "aimle", central=True, controller="fast", count="solution"),
+           # The preset for training on a solver's decisions: what a noise-free default would give a sampler.
+           Method("AIMLE (deterministic preset)", "aimle", controller="deterministic", count="solution",
+                  perturbed=False)]
     out += [Method(f"IMLE ({d}, λ={lam:g})", "imle", central=d == "central", lam=lam) for lam in lambdas
             for d in ("forward", "central")]
     out += [Method("STE", "ste"), Method("L2X (Gumbel top-k)", "l2x"), Method("SoftSub", "softsub")]
