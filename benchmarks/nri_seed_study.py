@@ -41,6 +41,8 @@ VARIANTS: dict[str, dict] = {
     "gumbel": {"noise": "gumbel"},
     # AIMLE's defaults' α rule (fast, α₀ = 1, c = 1 counted per solution over active pairs: 9 entries here).
     "fast": {"controller": "fast"},
+    # AIMLE's preset for training on decisions, no noise: what a noise-free default would give this sampler.
+    "deterministic": {"controller": "deterministic", "noise": "none"},
 }
 
 

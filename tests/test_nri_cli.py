@@ -183,8 +183,14 @@ def test_controller_option_selects_algorithm_1_or_aimles_defaults():
     paper, fast = Model(Config(hidden=8)).tree, Model(Config(hidden=8, controller="fast")).tree
     assert (paper.controller, paper.initial_alpha, paper.count) == ("paper", 0.0, "entries")  # Algorithm 1
     assert (fast.controller, fast.initial_alpha, fast.count, fast.count_over) == ("fast", 1.0, "solution", "active")
-    with pytest.raises(ValueError, match="controller must be 'paper' or 'fast'"):
+    # The deterministic preset with no noise: the tree is the MAP tree of θ, the α rule stops at 1.
+    det = Model(Config(hidden=8, controller="deterministic", noise="none")).tree
+    assert (det.controller, det.noise, det.central, det.count) == ("deterministic", None, False, "solution")
+    assert det.rule.max_alpha == 1.0
+    with pytest.raises(ValueError, match="controller must be one of 'paper', 'fast', 'deterministic'"):
         Config(controller="reference")
+    with pytest.raises(ValueError, match="noise must be one of"):
+        Config(noise="normal")
 
 
 @pytest.mark.cuda

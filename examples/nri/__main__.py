@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from examples import common
-from examples.nri.config import FULL_SIZES, Config
+from examples.nri.config import CONTROLLERS, FULL_SIZES, NOISE_NAMES, Config
 
 # torch, matplotlib and the training code are imported by the commands that use them, so that
 # `--help` answers at once.
@@ -82,12 +82,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     tr.add_argument(
         "--controller",
-        choices=("paper", "fast"),
-        help="AIMLE's α rule: Algorithm 1 (α₀ = 0, c in entries) or AIMLE's defaults (α₀ = 1, c per solution) "
-        f"{_default('controller')}",
+        choices=CONTROLLERS,
+        help="AIMLE's α rule: Algorithm 1 (α₀ = 0, c in entries), AIMLE's defaults (α₀ = 1, c per solution) or "
+        f"its deterministic preset (α ≤ 1; with --noise none) {_default('controller')}",
     )
     tr.add_argument(
-        "--noise", choices=("sog", "gumbel"), help=f"perturbation: Sum-of-Gamma (k = 10) or Gumbel {_default('noise')}"
+        "--noise",
+        choices=NOISE_NAMES,
+        help=f"perturbation: Sum-of-Gamma (k = 10), Gumbel or none (a deterministic tree) {_default('noise')}",
     )
     tr.add_argument(
         "--kl-weight", type=float, help=f"weight of the KL (prior) term in the loss; 1: ELBO {_default('kl_weight')}"

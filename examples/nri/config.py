@@ -8,13 +8,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["Config", "FULL_SIZES", "NOISE_NAMES", "PAPER_SETTINGS"]
+__all__ = ["CONTROLLERS", "Config", "FULL_SIZES", "NOISE_NAMES", "PAPER_SETTINGS"]
 
 # Samples per split of the dataset as published.
 FULL_SIZES = {"train": 50_000, "valid": 10_000, "test": 10_000}
 
-# The perturbations a run may use: Sum-of-Gamma (the recipe's) and Gumbel.
-NOISE_NAMES = ("sog", "gumbel")
+# The perturbations a run may use: Sum-of-Gamma (the recipe's), Gumbel, and none (a deterministic tree).
+NOISE_NAMES = ("sog", "gumbel", "none")
+# AIMLE's α rules a run may use (the controller presets of difftools.AIMLE).
+CONTROLLERS = ("paper", "fast", "deterministic")
 
 # (timesteps, difference) -> (learning rate, noise temperature), the AIMLE paper's NRI settings.
 PAPER_SETTINGS: dict[tuple[int, str], tuple[float, float]] = {
@@ -43,7 +45,8 @@ class Config:
     target_nnz: float = 1.0
     lam_scope: str = "example"
     # AIMLE's α rule: "paper" (Algorithm 1: α₀ = 0, η = 10⁻³, c counted in entries) as in the paper's
-    # NRI runs, or "fast" (AIMLE's defaults: α₀ = 1, c counted per solution, over active pairs).
+    # NRI runs, "fast" (AIMLE's defaults: α₀ = 1, c counted per solution, over active pairs) or
+    # "deterministic" (the fast rule with α ≤ 1, the preset for training on decisions; pair it with noise "none").
     controller: str = "paper"
     noise: str = "sog"
     kl_weight: float = 1.0
@@ -77,8 +80,9 @@ class Config:
         nnz = self.target_nnz
         if isinstance(nnz, bool) or not isinstance(nnz, (int, float)) or not nnz > 0:
             raise ValueError(f"Config: target_nnz must be a positive number, got {nnz!r}")
-        if self.controller not in ("paper", "fast"):
-            raise ValueError(f"Config: controller must be 'paper' or 'fast', got {self.controller!r}")
+        if self.controller not in CONTROLLERS:
+            names = ", ".join(map(repr, CONTROLLERS))
+            raise ValueError(f"Config: controller must be one of {names}, got {self.controller!r}")
         if self.lam_scope not in ("example", "batch"):
             raise ValueError(f"Config: lam_scope must be 'example' or 'batch', got {self.lam_scope!r}")
         if self.noise not in NOISE_NAMES:

@@ -29,8 +29,12 @@ from examples.nri.step import SpanningTreeNoCheck, TrainStep
 
 __all__ = ["Config", "PAPER_SETTINGS", "Model", "train", "evaluate_split", "evaluate", "load_model"]
 
-# The perturbation of the recipe (Sum-of-Gamma, k = n, 10 terms) and the plain alternative.
-NOISES = {"sog": lambda: difftools.SumOfGamma(k=NUM_VERTICES, terms=10), "gumbel": difftools.Gumbel}
+# The perturbation of the recipe (Sum-of-Gamma, k = n, 10 terms), the plain alternative, and none.
+NOISES = {
+    "sog": lambda: difftools.SumOfGamma(k=NUM_VERTICES, terms=10),
+    "gumbel": difftools.Gumbel,
+    "none": lambda: None,
+}
 
 
 class Model(nn.Module):
