@@ -95,6 +95,17 @@ def test_decoder_and_controller_options_reach_the_model(data_dir, tmp_path):
     assert model.tree.target_nnz == 0.5 and model.decoder.message_types == [1]
 
 
+def test_the_deterministic_preset_without_noise_trains_and_reloads(data_dir, tmp_path):
+    run = tmp_path / "det"
+    _train(run, data_dir, "--iterations", "2", "--controller", "deterministic", "--noise", "none")
+    config = json.loads((run / "config.json").read_text())
+    assert (config["controller"], config["noise"]) == ("deterministic", "none")
+    from examples.nri.train import load_model
+
+    tree = load_model(run / "last.pt").tree
+    assert tree.noise is None and tree.controller == "deterministic" and 0 < float(tree.alpha) <= 1.0
+
+
 def test_imle_central_runs(data_dir, tmp_path):
     _train(tmp_path / "imle", data_dir, "--estimator", "imle", "--difference", "central", "--iterations", "2")
     config = json.loads((tmp_path / "imle" / "config.json").read_text())
