@@ -29,7 +29,12 @@ def test_order_runs_the_baseline_first_then_variants_seed_by_seed():
         "no-prior",
         "gumbel",
         "fast",
+        "deterministic",
     }
+    from examples.nri.train import Config
+
+    for name, variant in study.VARIANTS.items():  # every variant is a valid run configuration
+        assert Config(**study.QUICK, **variant).hidden == 64, name
 
 
 def _result(variant, seed, curve):
